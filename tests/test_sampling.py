@@ -1,0 +1,316 @@
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import assert_unchanged, snapshot
+from torch import nn
+
+import topo_landscape as tl
+
+MSE = tl.supervised(nn.MSELoss())
+
+
+def linear_problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Linear(4, 3).double()
+    x = torch.randn(20, 4, generator=g, dtype=torch.float64)
+    y = torch.randn(20, 3, generator=g, dtype=torch.float64)
+    return model, x, y
+
+
+def exact_linear_grid(model, dirs, axes, x, y):
+    """The closed form: L(alpha) = mean((W(alpha) x + b(alpha) - y)^2), in numpy float64."""
+    W, b = model.weight.detach().numpy(), model.bias.detach().numpy()
+    zero = {"weight": np.zeros_like(W), "bias": np.zeros_like(b)}
+    D = [{k: d[k].numpy() if k in d else zero[k] for k in zero} for d in dirs]
+    X, Y = x.numpy(), y.numpy()
+    mesh = np.meshgrid(*axes, indexing="ij")
+    out = np.empty(mesh[0].shape)
+    for idx in np.ndindex(out.shape):
+        a = [m[idx] for m in mesh]
+        Wa = W + sum(ai * d["weight"] for ai, d in zip(a, D))
+        ba = b + sum(ai * d["bias"] for ai, d in zip(a, D))
+        out[idx] = np.mean((X @ Wa.T + ba - Y) ** 2)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+def test_linear_mse_equals_closed_form(mode):
+    model, x, y = linear_problem()
+    dirs = tl.random_directions(model, n=2, include_1d=True, seed=0)
+    land = tl.sample(model, MSE, (x, y), dirs, resolution=[7, 9], span=[1.0, 2.0], mode=mode)
+    np.testing.assert_allclose(
+        land.values, exact_linear_grid(model, dirs, land.axes, x, y), rtol=1e-12
+    )
+    assert land.axes[1][0] == -2.0 and land.axes[1][-1] == 2.0
+
+
+@pytest.mark.parametrize("n, resolution", [(1, 9), (2, 5), (3, 4), (4, 3)])
+def test_shapes_and_centre(n, resolution):
+    model, x, y = linear_problem(1)
+    dirs = tl.random_directions(model, n=n, seed=n)
+    land = tl.sample(model, MSE, (x, y), dirs, resolution=resolution, span=0.5)
+    assert land.values.shape == (resolution,) * n
+    assert land.points().shape == (resolution**n, n)
+    np.testing.assert_allclose(
+        land.points()[:, -1].reshape(land.shape), np.meshgrid(*land.axes, indexing="ij")[-1]
+    )
+    exact = exact_linear_grid(model, dirs, land.axes, x, y)
+    np.testing.assert_allclose(land.values, exact, rtol=1e-12)
+    if resolution % 2:
+        centre = land.values[(resolution // 2,) * n]
+        assert centre == pytest.approx(float(MSE(model, (x, y))), rel=1e-14)
+        assert land.metadata["sampling"]["loss_at_center"] == pytest.approx(centre, rel=1e-14)
+
+
+def pinn_problem():
+    model = tl.examples.mlp(2, 1, hidden=(16, 16))
+    batch = tl.examples.convection_points(64, 16, 16, seed=0)
+    return model, tl.examples.convection_loss(5.0), batch
+
+
+def cnn_problem():
+    model = tl.examples.small_cnn(width=4)
+    x, y = tl.examples.random_images(8)
+    return model, tl.supervised(nn.CrossEntropyLoss()), (x, y)
+
+
+@pytest.mark.parametrize("problem", [pinn_problem, cnn_problem])
+def test_vmap_and_loop_agree(problem):
+    model, loss_fn, batch = problem()
+    dirs = tl.random_directions(model, n=2, seed=0)
+    a = tl.sample(model, loss_fn, batch, dirs, resolution=5, mode="loop")
+    b = tl.sample(model, loss_fn, batch, dirs, resolution=5, mode="vmap", chunk=7)
+    np.testing.assert_allclose(b.values, a.values, rtol=1e-5)
+    assert a.metadata["sampling"]["mode"] == "loop" and b.metadata["sampling"]["mode"] == "vmap"
+
+
+def test_dict_loss_gives_fields():
+    model, _, batch = pinn_problem()
+    loss_fn = tl.examples.convection_loss(5.0, terms=True)
+    dirs = tl.random_directions(model, n=2, seed=0)
+    land = tl.sample(model, loss_fn, batch, dirs, resolution=3, mode="vmap")
+    assert set(land.fields) == {"loss", "residual", "initial", "boundary"}
+    np.testing.assert_allclose(land.values, land.fields["loss"])
+    total = land.fields["residual"] + land.fields["initial"] + land.fields["boundary"]
+    np.testing.assert_allclose(land.values, total, rtol=1e-5)
+
+
+def test_several_batches_weighted_mean_and_spread():
+    model, x, y = linear_problem(2)
+    dirs = tl.random_directions(model, n=1, seed=0)
+    parts = [(x[:5], y[:5]), (x[5:], y[5:])]
+    land = tl.sample(model, MSE, parts, dirs, resolution=5)
+    each = np.stack([exact_linear_grid(model, dirs, land.axes, px, py) for px, py in parts])
+    w = np.array([5, 15]) / 20
+    mean = (w[:, None] * each).sum(0)
+    np.testing.assert_allclose(land.values, mean, rtol=1e-12)
+    np.testing.assert_allclose(
+        land.spread, np.sqrt((w[:, None] * (each - mean) ** 2).sum(0)), rtol=1e-9
+    )
+    # a DataLoader works the same
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=5)
+    by_loader = tl.sample(model, MSE, loader, dirs, resolution=5)
+    np.testing.assert_allclose(by_loader.values, land.values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+def test_non_finite_values_are_recorded(mode):
+    model, x, y = linear_problem(3)
+    dirs = tl.random_directions(model, n=2, seed=0)
+    w0 = float(model.weight[0, 0])
+
+    def loss_fn(m, batch):
+        loss = MSE(m, batch)
+        shifted = m.weight[0, 0] - w0
+        return torch.where(shifted > 0.05, torch.full_like(loss, float("nan")), loss)
+
+    land = tl.sample(model, loss_fn, (x, y), dirs, resolution=9, mode=mode)
+    a = land.points()
+    shift = a[:, 0] * dirs[0]["weight"][0, 0].item() + a[:, 1] * dirs[1]["weight"][0, 0].item()
+    expected = shift.reshape(land.shape) > 0.05
+    assert 0 < expected.sum() < expected.size
+    np.testing.assert_array_equal(np.isnan(land.values), expected)
+    assert land.metadata["sampling"]["n_nonfinite"] == expected.sum() == land.n_nonfinite
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+@pytest.mark.parametrize("error", [Boom, KeyboardInterrupt])
+def test_exception_in_loss_leaves_model_exactly_as_it_was(mode, error):
+    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 1))
+    model.train()
+    model[3].weight.requires_grad_(False)
+    saved = snapshot(model)
+    x, y = torch.randn(16, 3), torch.randn(16, 1)
+    calls = []
+
+    def loss_fn(m, batch):
+        assert not m.training
+        calls.append(1)
+        if len(calls) > 4:
+            raise error()
+        return MSE(m, batch)
+
+    dirs = tl.random_directions(model, n=2, seed=0)
+    with pytest.raises(error):
+        tl.sample(model, loss_fn, (x, y), dirs, resolution=5, mode=mode, chunk=2)
+    assert_unchanged(model, saved)
+    assert model.training and model[1].training
+    assert [p.requires_grad for p in model.parameters()] == [True, True, True, True, False, True]
+
+
+def test_model_mode_and_grad_flags_restored_after_success():
+    model, loss_fn, batch = cnn_problem()
+    model.train()
+    saved = snapshot(model)
+    tl.sample(model, loss_fn, batch, tl.random_directions(model, n=1, seed=0), resolution=3)
+    assert_unchanged(model, saved)
+    assert model.training and all(p.requires_grad for p in model.parameters())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_auto_uses_loop_when_vmap_cannot_run_the_loss():
+    model, x, y = linear_problem(4)
+
+    def gradient_penalty(m, batch):  # torch.autograd.grad inside: not vmap-able
+        inputs = batch[0].clone().requires_grad_(True)
+        out = m(inputs)
+        (g,) = torch.autograd.grad(out.sum(), inputs, create_graph=True)
+        return ((out - batch[1]) ** 2).mean() + (g**2).mean()
+
+    dirs = tl.random_directions(model, n=2, seed=0)
+    land = tl.sample(model, gradient_penalty, (x, y), dirs, resolution=6, mode="auto", chunk=4)
+    assert land.metadata["sampling"]["mode"] == "loop"
+    assert "vmap_error" in land.metadata["sampling"]
+    ref = tl.sample(model, gradient_penalty, (x, y), dirs, resolution=6, mode="loop")
+    np.testing.assert_allclose(land.values, ref.values, rtol=1e-12)
+
+
+def test_auto_measures_and_records_its_choice():
+    model, loss_fn, batch = pinn_problem()
+    dirs = tl.random_directions(model, n=2, seed=0)
+    land = tl.sample(model, loss_fn, batch, dirs, resolution=7, mode="auto", chunk=8)
+    sampling = land.metadata["sampling"]
+    timing = sampling["auto_seconds_per_point"]
+    faster = "vmap" if timing["vmap"] < timing["loop"] else "loop"
+    assert sampling["mode"] == faster
+    ref = tl.sample(model, loss_fn, batch, dirs, resolution=7, mode="loop")
+    np.testing.assert_allclose(land.values, ref.values, rtol=1e-5)
+
+
+def test_save_load_round_trip(tmp_path):
+    model, x, y = linear_problem(5)
+    dirs = tl.random_directions(model, n=2, seed=0)
+    land = tl.sample(model, MSE, [(x[:10], y[:10]), (x[10:], y[10:])], dirs, resolution=4)
+    land.save(tmp_path / "l.h5")
+    back = tl.load(tmp_path / "l.h5")
+    for a, b in zip(land.axes, back.axes):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.values, land.values)
+    np.testing.assert_array_equal(back.spread, land.spread)
+    assert back.metadata["directions"]["seed"] == 0
+    assert back.metadata["directions"]["normalization"] == "filter"
+    np.testing.assert_array_equal(back.metadata["directions"]["cosines"], dirs.cosines)
+    assert back.metadata["model"]["parameter_names"] == ["weight", "bias"]
+    assert back.metadata["model"]["n_parameters"] == 15
+    assert back.metadata["loss"] == "supervised(MSELoss)"
+    assert set(back.metadata["versions"]) >= {"torch", "numpy", "topo_landscape"}
+    plain = tl.Landscape(axes=[np.arange(3.0)], values=[1.0, np.nan, np.inf])
+    plain.save(tmp_path / "p.h5")
+    again = tl.load(tmp_path / "p.h5")
+    assert again.n_nonfinite == 2 and again.spread is None and again.metadata == {}
+
+
+class Counting:
+    def __init__(self, fail_after=None):
+        self.calls, self.fail_after = 0, fail_after
+        self.__name__ = "counting_mse"
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt
+        return MSE(model, batch)
+
+
+def test_resume_evaluates_only_missing_points(tmp_path):
+    model, x, y = linear_problem(6)
+    dirs = tl.random_directions(model, n=2, seed=0)
+    path = tmp_path / "run.h5"
+    batches = [(x[:10], y[:10]), (x[10:], y[10:])]
+    kwargs = dict(resolution=7, mode="loop", chunk=5, out=path)
+    with pytest.raises(KeyboardInterrupt):
+        tl.sample(model, Counting(fail_after=41), batches, dirs, **kwargs)
+    with h5py.File(path) as f:
+        stored = int(f["partial/done"][()].sum())
+    assert 0 < stored < 49
+    with pytest.raises(ValueError, match="unfinished"):
+        tl.load(path)
+    counting = Counting()
+    land = tl.sample(model, counting, batches, dirs, **kwargs)
+    assert counting.calls == (49 - stored) * len(batches)
+    fresh = tl.sample(model, MSE, batches, dirs, resolution=7)
+    np.testing.assert_allclose(land.values, fresh.values, rtol=1e-12)
+    np.testing.assert_allclose(land.spread, fresh.spread, rtol=1e-9, atol=1e-15)
+    np.testing.assert_array_equal(tl.load(path).values, land.values)
+    again = Counting()
+    tl.sample(model, again, batches, dirs, **kwargs)
+    assert again.calls == 0  # complete: nothing recomputed
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    model, x, y = linear_problem(7)
+    dirs = tl.random_directions(model, n=2, seed=0)
+    path = tmp_path / "run.h5"
+    tl.sample(model, Counting(), (x, y), dirs, resolution=5, out=path)
+    with pytest.raises(ValueError, match="out: .*other axes"):
+        tl.sample(model, Counting(), (x, y), dirs, resolution=6, out=path)
+    with pytest.raises(ValueError, match="out: .*other directions_sha256"):
+        tl.sample(
+            model,
+            Counting(),
+            (x, y),
+            tl.random_directions(model, n=2, seed=1),
+            resolution=5,
+            out=path,
+        )
+    other, _, _ = linear_problem(8)
+    with pytest.raises(ValueError, match="out: .*other weights_sha256"):
+        tl.sample(other, Counting(), (x, y), dirs, resolution=5, out=path)
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    with pytest.raises(ValueError, match="out: .*not an HDF5"):
+        tl.sample(model, MSE, (x, y), dirs, resolution=5, out=tmp_path / "junk.h5")
+
+
+def test_bad_input_names_the_argument():
+    model, x, y = linear_problem(9)
+    dirs = tl.random_directions(model, n=2, seed=0)
+    cases = [
+        (dict(resolution=1), "resolution: expected integers >= 2"),
+        (dict(resolution=[5, 5, 5]), "resolution: expected a number or a sequence of 2"),
+        (dict(span=0.0), "span: expected positive"),
+        (dict(span=-1.0), "span: expected positive"),
+        (dict(mode="fast"), "mode: expected one of"),
+        (dict(chunk=0), "chunk: expected a positive integer"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            tl.sample(model, MSE, (x, y), dirs, **kwargs)
+    with pytest.raises(ValueError, match="batches: expected at least one batch"):
+        tl.sample(model, MSE, [], dirs)
+    with pytest.raises(ValueError, match="batches: .*got None"):
+        tl.sample(model, MSE, None, dirs)
+    with pytest.raises(ValueError, match="loss_fn: expected a scalar tensor.*shape \\(20, 3\\)"):
+        tl.sample(model, lambda m, b: (m(b[0]) - b[1]) ** 2, (x, y), dirs)
+    with pytest.raises(ValueError, match="loss_fn: expected a scalar tensor"):
+        tl.sample(model, lambda m, b: 1.0, (x, y), dirs)
+    with pytest.raises(ValueError, match="directions: "):
+        tl.sample(nn.Linear(5, 3).double(), MSE, (x, y), dirs)
+    with pytest.raises(TypeError, match="directions: expected a Directions"):
+        tl.sample(model, MSE, (x, y), [dirs[0], dirs[1]])
+    saved = snapshot(model)
+    assert_unchanged(model, saved)

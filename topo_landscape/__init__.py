@@ -1,0 +1,24 @@
+"""topo_landscape: loss landscapes of PyTorch models, in 1 to 4 (or more) dimensions, with topology.
+
+A trained model and its loss go in; directions, a sampled n-dimensional landscape, its merge
+tree and persistence, metrics and pictures come out.
+"""
+
+__version__ = "0.1.0"
+
+from . import examples, plot
+from .directions import Directions, random_directions
+from .landscape import Landscape, load
+from .loss import supervised
+from .sampling import sample
+
+__all__ = [
+    "examples",
+    "plot",
+    "Directions",
+    "Landscape",
+    "load",
+    "random_directions",
+    "sample",
+    "supervised",
+]

@@ -1,0 +1,150 @@
+"""Built-in example models, data and losses: the demo, the benchmarks and the tests use them.
+
+Everything is generated from a seed; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mlp(
+    in_features: int, out_features: int, hidden=(50, 50, 50, 50), activation=nn.Tanh
+) -> nn.Sequential:
+    """A fully connected network ``in -> hidden... -> out`` with the given activation.
+
+    The default (4 hidden layers of 50, tanh) is the PINN of Krishnapriyan et al. 2021.
+    """
+    sizes = [in_features, *hidden, out_features]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def small_cnn(in_channels: int = 1, num_classes: int = 10, width: int = 8) -> nn.Sequential:
+    """A small convolutional classifier for 16x16 images (conv-relu-pool twice, then linear)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(2 * width * 4 * 4, num_classes),
+    )
+
+
+def two_spirals(
+    n: int = 512, *, noise: float = 0.15, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaved spirals in the plane: inputs (n, 2) float32 and labels (n,) int64."""
+    g = torch.Generator().manual_seed(seed)
+    label = torch.arange(n) % 2
+    t = 0.5 + 2.5 * math.pi * torch.rand(n, generator=g)
+    sign = 1.0 - 2.0 * label
+    x = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) * sign[:, None] / (2.5 * math.pi)
+    x = x + noise / (2.5 * math.pi) * torch.randn(n, 2, generator=g) * 2.5
+    return x.float(), label.long()
+
+
+def random_images(
+    n: int = 64, *, channels: int = 1, size: int = 16, num_classes: int = 10, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images (n, channels, size, size) with random labels: a stand-in batch for timing."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, channels, size, size, generator=g)
+    y = torch.randint(0, num_classes, (n,), generator=g)
+    return x, y
+
+
+def train(
+    model: nn.Module, loss_fn, batch, *, steps: int = 500, lr: float = 1e-2, seed: int = 0
+) -> list[float]:
+    """Full-batch Adam on ``loss_fn(model, batch)``; returns the loss history. Trains in place."""
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(model, batch)
+        loss.backward()
+        optimizer.step()
+        history.append(float(loss.detach()))
+    model.eval()
+    return history
+
+
+# --- the 1D convection equation u_t + beta u_x = 0 (Krishnapriyan et al. 2021) ------------------
+
+
+def convection_points(
+    n_residual: int = 1000, n_initial: int = 100, n_boundary: int = 100, *, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Collocation points on x in [0, 2 pi), t in [0, 1]: a batch for :func:`convection_loss`.
+
+    Keys: ``"residual"`` (n_residual, 2) interior (x, t); ``"initial"`` (n_initial, 2) at t = 0;
+    ``"boundary"`` (n_boundary, 2) at x = 0 -- the periodic partner x = 2 pi is built by the loss.
+    """
+    g = torch.Generator().manual_seed(seed)
+    two_pi = 2 * math.pi
+    interior = torch.rand(n_residual, 2, generator=g) * torch.tensor([two_pi, 1.0])
+    x0 = torch.rand(n_initial, generator=g) * two_pi
+    tb = torch.rand(n_boundary, generator=g)
+    return {
+        "residual": interior,
+        "initial": torch.stack([x0, torch.zeros_like(x0)], dim=1),
+        "boundary": torch.stack([torch.zeros_like(tb), tb], dim=1),
+    }
+
+
+def convection_loss(beta: float, *, terms: bool = False):
+    """The PINN loss of the convection equation with wave speed ``beta``.
+
+    ``residual`` = mean (u_t + beta u_x)^2 over interior points, ``initial`` = mean
+    (u(x, 0) - sin x)^2, ``boundary`` = mean (u(0, t) - u(2 pi, t))^2; the loss is their sum.
+    Input derivatives are forward-mode products (``torch.func.jvp``), so the loss also runs
+    under the vmap sampler.
+
+    Parameters
+    ----------
+    beta : float
+        Wave speed.
+    terms : bool
+        Return a dict ``{"loss", "residual", "initial", "boundary"}`` instead of the sum.
+    """
+
+    def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]):
+        xt = batch["residual"]
+        u = lambda z: model(z)  # noqa: E731
+        e_x = torch.zeros_like(xt)
+        e_x[:, 0] = 1.0
+        e_t = torch.zeros_like(xt)
+        e_t[:, 1] = 1.0
+        _, u_x = torch.func.jvp(u, (xt,), (e_x,))
+        _, u_t = torch.func.jvp(u, (xt,), (e_t,))
+        residual = ((u_t + beta * u_x) ** 2).mean()
+        x0 = batch["initial"]
+        initial = ((model(x0)[:, 0] - torch.sin(x0[:, 0])) ** 2).mean()
+        left = batch["boundary"]
+        right = left + torch.tensor([2 * math.pi, 0.0], dtype=left.dtype, device=left.device)
+        boundary = ((model(left) - model(right)) ** 2).mean()
+        total = residual + initial + boundary
+        if terms:
+            return {"loss": total, "residual": residual, "initial": initial, "boundary": boundary}
+        return total
+
+    loss_fn.__name__ = f"convection_loss(beta={beta:g})"
+    return loss_fn
+
+
+def convection_solution(x: torch.Tensor, t: torch.Tensor, beta: float) -> torch.Tensor:
+    """The exact solution sin(x - beta t) for u(x, 0) = sin x with periodic boundary."""
+    return torch.sin(x - beta * t)

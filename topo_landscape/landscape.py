@@ -1,0 +1,218 @@
+"""Landscape: loss values on an n-dimensional grid, with their metadata; HDF5 files."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from ._util import jsonable
+
+FORMAT = "topo_landscape.Landscape"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Landscape:
+    """Loss values on the grid ``axes[0] x axes[1] x ...`` around a model's weights.
+
+    Attributes
+    ----------
+    axes : list of ndarray
+        n 1-D coordinate arrays; ``axes[i]`` holds the coefficients of direction i.
+    values : ndarray of shape ``tuple(len(a) for a in axes)``
+        The loss (size-weighted mean over batches); NaN or inf where it was not finite.
+    spread : ndarray of the same shape, or None
+        Size-weighted standard deviation of the loss across batches (None for one batch).
+    fields : dict of str -> ndarray of the same shape
+        Every named term when ``loss_fn`` returns a dict of scalars (``values`` is the
+        ``"loss"`` term, or the first); ``{"loss": values}`` for a plain loss.
+    metadata : dict
+        JSON-like: directions (normalisation, seed, norms, cosines, eigenvalues), model
+        fingerprint, loss name, grid, sampling mode, package versions, creation time.
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> a = np.linspace(-1, 1, 5)
+    >>> land = tl.Landscape(axes=[a, a], values=np.add.outer(a**2, a**2))
+    >>> land.values.shape, land.points().shape
+    ((5, 5), (25, 2))
+    """
+
+    axes: list
+    values: np.ndarray
+    spread: np.ndarray | None = None
+    fields: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if isinstance(self.axes, np.ndarray) and self.axes.ndim == 1:
+            object.__setattr__(self, "axes", [self.axes])
+        if not isinstance(self.axes, Sequence) or isinstance(self.axes, str) or not self.axes:
+            raise ValueError(f"axes: expected a list of n 1-D coordinate arrays; got {self.axes!r}")
+        axes = [np.asarray(a, dtype=float) for a in self.axes]
+        for i, a in enumerate(axes):
+            if a.ndim != 1 or len(a) < 1:
+                raise ValueError(
+                    f"axes: axis {i} must be a non-empty 1-D array; got shape {a.shape}"
+                )
+        shape = tuple(len(a) for a in axes)
+        values = np.asarray(self.values, dtype=float)
+        if values.shape != shape:
+            raise ValueError(
+                f"values: expected shape {shape} (one entry per grid point of the axes); "
+                f"got {values.shape}"
+            )
+        spread = None if self.spread is None else np.asarray(self.spread, dtype=float)
+        if spread is not None and spread.shape != shape:
+            raise ValueError(f"spread: expected shape {shape}; got {spread.shape}")
+        fields = {str(k): np.asarray(v, dtype=float) for k, v in dict(self.fields).items()}
+        for name, v in fields.items():
+            if v.shape != shape:
+                raise ValueError(f"fields: {name!r} has shape {v.shape}; expected {shape}")
+        if not fields:
+            fields = {"loss": values}
+        object.__setattr__(self, "axes", axes)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "spread", spread)
+        object.__setattr__(self, "fields", fields)
+        object.__setattr__(self, "metadata", dict(self.metadata))
+
+    @property
+    def ndim(self) -> int:
+        """Number of directions n."""
+        return len(self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.values.shape
+
+    def points(self) -> np.ndarray:
+        """ndarray of shape (N, n): the grid points, row-major like ``values.ravel()``."""
+        mesh = np.meshgrid(*self.axes, indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1)
+
+    @property
+    def n_nonfinite(self) -> int:
+        return int(np.count_nonzero(~np.isfinite(self.values)))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an HDF5 file (atomically: a partial write never replaces a good file)."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(suffix=".h5", dir=folder)
+        os.close(fd)
+        try:
+            with h5py.File(tmp, "w") as f:
+                write_landscape(f, self)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+def write_landscape(f: h5py.File, land: Landscape) -> None:
+    f.attrs["format"] = FORMAT
+    f.attrs["format_version"] = FORMAT_VERSION
+    f.attrs["complete"] = True
+    axes = f.create_group("axes")
+    for i, a in enumerate(land.axes):
+        axes.create_dataset(f"axis_{i}", data=a)
+    f.create_dataset("values", data=land.values)
+    if land.spread is not None:
+        f.create_dataset("spread", data=land.spread)
+    group = f.create_group("fields")
+    for name, v in land.fields.items():
+        group.create_dataset(name, data=v)
+    write_tree(f.create_group("metadata"), land.metadata)
+
+
+def load(path: str | os.PathLike) -> Landscape:
+    """Read a Landscape written by :meth:`Landscape.save` or by ``tl.sample(..., out=path)``.
+
+    Example
+    -------
+    >>> import numpy as np, os, tempfile, topo_landscape as tl
+    >>> land = tl.Landscape(axes=[np.linspace(-1, 1, 3)], values=[1.0, 0.0, 1.0])
+    >>> path = os.path.join(tempfile.mkdtemp(), "line.h5")
+    >>> land.save(path); tl.load(path).values.tolist()
+    [1.0, 0.0, 1.0]
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no such file {path!r}")
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"path: {path!r} is not a topo_landscape landscape file")
+        if not f.attrs.get("complete", False):
+            done = int(np.count_nonzero(f["partial/done"][()]))
+            raise ValueError(
+                f"path: {path!r} is an unfinished sample ({done} of {f['partial/done'].shape[0]} "
+                "points); run the same tl.sample(..., out=path) call again to finish it"
+            )
+        return read_landscape(f)
+
+
+def read_landscape(f: h5py.File) -> Landscape:
+    n = len(f["axes"])
+    axes = [f[f"axes/axis_{i}"][()] for i in range(n)]
+    return Landscape(
+        axes=axes,
+        values=f["values"][()],
+        spread=f["spread"][()] if "spread" in f else None,
+        fields={name: ds[()] for name, ds in f["fields"].items()},
+        metadata=read_tree(f["metadata"]),
+    )
+
+
+# --- metadata as HDF5 groups, datasets and attributes -------------------------------------------
+
+_JSON_ATTR = "json_encoded"
+
+
+def write_tree(group: h5py.Group, tree: Mapping) -> None:
+    """Nested dict -> groups; numeric arrays -> datasets; str/number/bool -> attributes.
+
+    Anything else (None, lists of strings, ragged lists) is stored as a JSON string attribute and
+    listed in the group's ``json_encoded`` attribute so that :func:`read_tree` decodes it.
+    """
+    encoded = []
+    for key, value in tree.items():
+        key = str(key)
+        if isinstance(value, Mapping):
+            write_tree(group.create_group(key), value)
+        elif isinstance(value, str):  # also str subclasses (torch.__version__, np.str_)
+            group.attrs[key] = str(value)
+        elif isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
+            group.attrs[key] = value
+        elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            group.create_dataset(key, data=value)
+        else:
+            group.attrs[key] = json.dumps(jsonable(value))
+            encoded.append(key)
+    if encoded:
+        group.attrs[_JSON_ATTR] = json.dumps(encoded)
+
+
+def read_tree(group: h5py.Group) -> dict:
+    encoded = set(json.loads(group.attrs.get(_JSON_ATTR, "[]")))
+    out = {}
+    for key, value in group.attrs.items():
+        if key == _JSON_ATTR:
+            continue
+        if key in encoded:
+            out[key] = json.loads(value)
+        elif isinstance(value, np.generic):
+            out[key] = value.item()
+        else:
+            out[key] = value
+    for key, item in group.items():
+        out[key] = read_tree(item) if isinstance(item, h5py.Group) else item[()]
+    return out

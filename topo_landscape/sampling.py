@@ -1,0 +1,487 @@
+"""Sampling L(theta* + sum_i alpha_i delta_i) on an n-dimensional grid.
+
+Two evaluators share one driver:
+
+* ``vmap``: a chunk of grid points per call -- the perturbed parameters of every point in the
+  chunk are built as one batched tensor and the loss runs through
+  ``torch.func.functional_call`` under ``torch.vmap``. Fast for small models (PINNs, MLPs).
+* ``loop``: one point at a time, the weights moved in place with fused ``torch._foreach_*``
+  updates from one saved copy of theta*. No other copy of the model exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import _model
+from .directions import Directions
+from .landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape, read_tree, write_tree
+from .loss import as_batches, as_terms, batch_size, loss_name, to_device
+
+Mode = Literal["auto", "vmap", "loop"]
+MODES = ("auto", "vmap", "loop")
+
+
+def grid_axes(n: int, resolution, span) -> list[np.ndarray]:
+    """n symmetric axes ``linspace(-span_i, span_i, resolution_i)``; checks both arguments."""
+    resolution = _per_axis(resolution, n, "resolution")
+    span = _per_axis(span, n, "span")
+    for r in resolution:
+        if isinstance(r, bool) or not float(r).is_integer() or r < 2:
+            raise ValueError(f"resolution: expected integers >= 2 (points per axis); got {r!r}")
+    for s in span:
+        if isinstance(s, bool) or not np.isfinite(s) or s <= 0:
+            raise ValueError(f"span: expected positive finite numbers (half-widths); got {s!r}")
+    return [np.linspace(-float(s), float(s), int(r)) for r, s in zip(resolution, span)]
+
+
+def _per_axis(value, n: int, name: str) -> list:
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return [value] * n
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == n:
+        if all(isinstance(v, (int, float, np.integer, np.floating)) for v in value):
+            return list(value)
+    raise ValueError(
+        f"{name}: expected a number or a sequence of {n} numbers (one per axis); got {value!r}"
+    )
+
+
+def sample(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Any], Any],
+    batches: Any,
+    directions: Directions,
+    *,
+    resolution: int | Sequence[int] = 41,
+    span: float | Sequence[float] = 1.0,
+    mode: Mode = "auto",
+    chunk: int | None = None,
+    device: str | torch.device | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> Landscape:
+    """Evaluate the loss on the grid ``theta* + sum_i alpha_i directions[i]``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model. It is sampled in ``eval()`` mode; on return (also after an exception
+        or KeyboardInterrupt) its weights, buffers, ``requires_grad`` flags and train/eval
+        modes are exactly what they were.
+    loss_fn : callable
+        ``loss_fn(model, batch) -> scalar tensor``, or a dict of named scalar tensors (each
+        becomes a field of the Landscape; ``values`` is ``"loss"`` or the first).
+    batches : batch, list of batches, or re-iterable loader
+        Loaded once onto ``device``. With several, each point's value is the size-weighted mean
+        (size = length of the first tensor of a batch) and ``spread`` the weighted std.
+    directions : Directions
+        n directions made for this architecture; the grid has n axes.
+    resolution, span : int / float, or one per axis
+        Axis i is ``linspace(-span_i, span_i, resolution_i)``.
+    mode : {"auto", "vmap", "loop"}
+        ``"vmap"``: a chunk of points per call (torch.func). ``"loop"``: one point at a time,
+        weights moved in place. ``"auto"`` times both on the first grid points and keeps the
+        faster; it uses the loop when vmap cannot run the loss (``torch.autograd.grad`` inside,
+        data-dependent control flow, in-place buffer updates).
+    chunk : int, optional
+        Points per vmap call (default: 4096 on CUDA, 32 on CPU; halved on CUDA out-of-memory),
+        and points between writes to ``out``.
+    device : str or torch.device, optional
+        Where to evaluate; the model's device by default. A model on another device is copied
+        there (the original is untouched).
+    out : path, optional
+        An HDF5 file written chunk by chunk. Calling ``sample`` again with the same arguments
+        continues where a killed run stopped and evaluates no stored point again; a file made
+        with other directions, grid, model or loss is refused.
+    progress : bool, optional
+        Show a progress bar; by default only on a terminal.
+
+    Returns
+    -------
+    Landscape
+
+    Example
+    -------
+    >>> import torch, topo_landscape as tl
+    >>> model = torch.nn.Linear(2, 1)
+    >>> batch = (torch.randn(16, 2), torch.randn(16, 1))
+    >>> dirs = tl.random_directions(model, n=2, seed=0)
+    >>> land = tl.sample(model, tl.supervised(torch.nn.MSELoss()), batch, dirs, resolution=5)
+    >>> land.values.shape
+    (5, 5)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module; got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch); got {loss_fn!r}")
+    if not isinstance(directions, Directions):
+        raise TypeError(
+            f"directions: expected a Directions (from tl.random_directions, tl.hessian_directions, "
+            f"...); got {type(directions).__name__}"
+        )
+    directions.check(model)
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}; got {mode!r}")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk: expected a positive integer or None; got {chunk!r}")
+    axes = grid_axes(len(directions), resolution, span)
+    batch_list = as_batches(batches)
+
+    device = torch.device(device) if device is not None else _model.model_device(model)
+    work = model
+    if device != _model.model_device(model):
+        work = copy.deepcopy(model).to(device)
+    if chunk is None:
+        chunk = 4096 if device.type == "cuda" else 32
+    batch_list = [to_device(b, device) for b in batch_list]
+    sizes = np.array([batch_size(b) for b in batch_list], dtype=float)
+
+    shape = tuple(len(a) for a in axes)
+    fingerprint = _model.fingerprint(model)
+    key = {
+        "directions_sha256": directions.sha256,
+        "weights_sha256": fingerprint["weights_sha256"],
+        "axes": [a.tolist() for a in axes],
+        "loss": loss_name(loss_fn),
+        "batch_sizes": sizes.astype(int).tolist(),
+    }
+    metadata = {
+        "directions": directions.metadata(),
+        "model": fingerprint,
+        "loss": loss_name(loss_fn),
+        "grid": {"resolution": list(shape), "span": [float(a[-1]) for a in axes]},
+        "versions": _versions(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "resume": {"key": json.dumps(key, sort_keys=True)},
+    }
+
+    store = _Store.open(out, shape, metadata) if out is not None else _Store(shape, metadata)
+    try:
+        if store.complete:
+            return store.landscape()
+        with _model.preserved(work) as theta:
+            work.eval()
+            for p in work.parameters():
+                p.requires_grad_(False)
+            evaluator = _Evaluator(work, theta, loss_fn, batch_list, directions)
+            if store.terms is None:
+                terms, at_center = evaluator.probe()
+                store.metadata["sampling"]["loss_at_center"] = float(store.weights() @ at_center)
+                store.start(terms)
+            else:
+                evaluator.terms = store.terms
+            started = time.perf_counter()
+            _run(store, evaluator, axes, mode, chunk, device, progress)
+            store.metadata["sampling"].update(
+                seconds=time.perf_counter() - started, device=str(device), n_batches=len(batch_list)
+            )
+        return store.finish()
+    finally:
+        store.close()
+
+
+def _run(store, evaluator, axes, mode, chunk, device, progress) -> None:
+    pending = np.flatnonzero(~store.done)
+    sampling = store.metadata["sampling"]
+    bar = tqdm(
+        total=store.done.size,
+        initial=store.done.size - pending.size,
+        disable=None if progress is None else not progress,  # None: only on a terminal
+        unit="pt",
+        desc="sampling",
+        leave=False,
+    )
+    points = lambda idx: np.stack(  # noqa: E731
+        [a[i] for a, i in zip(axes, np.unravel_index(idx, store.done.shape))], axis=1
+    )
+    pos = 0
+
+    def evaluate(kind: str, count: int) -> float:
+        """Evaluate the next ``count`` pending points with one evaluator; seconds per point."""
+        nonlocal pos
+        idx = pending[pos : pos + count]
+        t0 = time.perf_counter()
+        per_batch = evaluator.loop(points(idx)) if kind == "loop" else evaluator.vmap(points(idx))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = (time.perf_counter() - t0) / len(idx)
+        store.write(idx, per_batch)
+        pos += len(idx)
+        bar.update(len(idx))
+        return seconds
+
+    with bar:
+        if mode == "auto":
+            mode, chunk = _choose(evaluate, pending, chunk, sampling)
+        sampling.update(mode=mode, chunk=int(chunk))
+        while pos < pending.size:
+            try:
+                evaluate(mode, chunk if mode == "vmap" else min(chunk, 256))
+            except torch.cuda.OutOfMemoryError:
+                if mode != "vmap" or chunk == 1:
+                    raise
+                chunk //= 2
+                sampling["chunk"] = int(chunk)
+                torch.cuda.empty_cache()
+
+
+def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
+    """Time the loop and vmap on the first pending points; keep the faster (auto mode)."""
+    loop_times = [evaluate("loop", 1) for _ in range(min(3, pending.size))]
+    remaining = pending.size - len(loop_times)
+    if remaining == 0:
+        return "loop", chunk
+    vmap_times = []
+    while remaining > 0 and len(vmap_times) < 2:
+        size = min(chunk, remaining)
+        try:
+            vmap_times.append(evaluate("vmap", size))
+        except torch.cuda.OutOfMemoryError:
+            if chunk == 1:
+                raise
+            chunk //= 2
+            torch.cuda.empty_cache()
+            continue
+        except (RuntimeError, ValueError, TypeError, NotImplementedError) as err:
+            sampling["vmap_error"] = f"{type(err).__name__}: {err}"[:500]
+            return "loop", chunk
+        remaining -= size
+    t_loop, t_vmap = min(loop_times), min(vmap_times) if vmap_times else float("inf")
+    sampling.update(auto_seconds_per_point={"loop": t_loop, "vmap": t_vmap})
+    return ("vmap" if t_vmap < t_loop else "loop"), chunk
+
+
+class _LossOfModel(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so functional_call can swap the model's weights."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch):
+        return self.loss_fn(self.model, batch)
+
+
+class _Evaluator:
+    """Per-batch loss terms at grid points: each evaluator returns (batches, terms, points)."""
+
+    def __init__(
+        self, model, theta: dict, loss_fn: Callable, batches: list, directions: Directions
+    ):
+        self.model, self.loss_fn, self.batches = model, loss_fn, batches
+        params = dict(model.named_parameters())
+        self.names = list(directions.parameter_names)
+        self.params = [params[name] for name in self.names]
+        self.theta = [theta[name] for name in self.names]  # the saved theta*, read only
+        # one (n, *shape) tensor per perturbed parameter, in its dtype and on its device
+        self.stacked = [
+            torch.stack([d[name] for d in directions]).to(p)
+            for name, p in zip(self.names, self.params)
+        ]
+        self.per_direction = [[s[i] for s in self.stacked] for i in range(len(directions))]
+        self.wrapper = _LossOfModel(model, loss_fn)
+        self.terms: list[str] | None = None
+
+    def _terms(self, value, where: str) -> torch.Tensor:
+        terms = as_terms(value, where)
+        if list(terms) != self.terms:
+            raise ValueError(
+                f"loss_fn: returned terms {list(terms)} {where}; expected {self.terms}"
+            )
+        return torch.stack([t.detach() for t in terms.values()])
+
+    def probe(self) -> tuple[list[str], np.ndarray]:
+        """Evaluate at theta* once per batch: check the loss, learn its term names.
+
+        Returns the term names and the main term per batch, ndarray of shape (batches,).
+        """
+        where = "at the unperturbed weights"
+        first = as_terms(self.loss_fn(self.model, self.batches[0]), where)
+        self.terms = list(first)
+        values = [torch.stack([t.detach() for t in first.values()])]
+        values += [self._terms(self.loss_fn(self.model, b), where) for b in self.batches[1:]]
+        main = self.terms.index("loss") if "loss" in self.terms else 0
+        return self.terms, torch.stack(values)[:, main].double().cpu().numpy()
+
+    def loop(self, alphas: np.ndarray) -> np.ndarray:
+        out = []
+        try:
+            for alpha in alphas:
+                with torch.no_grad():
+                    torch._foreach_copy_(self.params, self.theta)
+                    for a, d in zip(alpha.tolist(), self.per_direction):
+                        torch._foreach_add_(self.params, d, alpha=a)
+                out.append(
+                    torch.stack(
+                        [self._terms(self.loss_fn(self.model, b), "") for b in self.batches]
+                    )
+                )
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, self.theta)
+        return torch.stack(out, dim=-1).double().cpu().numpy()
+
+    def vmap(self, alphas: np.ndarray) -> np.ndarray:
+        keys = ["model." + name for name in self.names]
+
+        def point(alpha, batch):
+            params = {
+                k: t + torch.tensordot(alpha.to(t.dtype), s, dims=1)
+                for k, t, s in zip(keys, self.theta, self.stacked)
+            }
+            return self._terms(torch.func.functional_call(self.wrapper, params, (batch,)), "")
+
+        alpha = torch.as_tensor(alphas, device=self.theta[0].device)
+        batched = torch.vmap(point, in_dims=(0, None))
+        with torch.no_grad():
+            out = [batched(alpha, b).T for b in self.batches]  # (terms, points) each
+        return torch.stack(out).double().cpu().numpy()
+
+
+class _Store:
+    """Values as they are computed: in memory, and in an HDF5 file when resumable."""
+
+    def __init__(self, shape, metadata, file=None, path=None):
+        self.shape, self.metadata, self.file, self.path = shape, metadata, file, path
+        self.complete = False
+        self.terms: list[str] | None = None
+        self.done = np.zeros(shape, dtype=bool)
+        self.arrays: dict[str, np.ndarray] = {}
+        self.metadata.setdefault("sampling", {})
+
+    @classmethod
+    def open(cls, path, shape, metadata) -> _Store:
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise ValueError(f"out: the folder {folder!r} does not exist")
+            f = h5py.File(path, "w")
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["complete"] = False
+            return cls(shape, metadata, f, path)
+        try:
+            f = h5py.File(path, "r+")
+        except OSError as err:
+            raise ValueError(f"out: {path!r} exists and is not an HDF5 file ({err})") from None
+        if f.attrs.get("format") != FORMAT:
+            f.close()
+            raise ValueError(f"out: {path!r} exists and is not a topo_landscape landscape file")
+        if "metadata" not in f:  # a run that stopped before its first point: start over
+            f.close()
+            os.remove(path)
+            return cls.open(path, shape, metadata)
+        store = cls(shape, metadata, f, path)
+        stored = json.loads(f["metadata/resume"].attrs["key"]) if "metadata/resume" in f else None
+        expected = json.loads(metadata["resume"]["key"])
+        if stored != expected:
+            f.close()
+            differ = [k for k in expected if stored is None or stored.get(k) != expected[k]]
+            raise ValueError(
+                f"out: {path!r} was sampled with other {', '.join(differ) or 'settings'} than this "
+                "call; pass another path, or delete the file to start again"
+            )
+        if f.attrs.get("complete", False):
+            store.complete = True
+            return store
+        store.done = f["partial/done"][()].reshape(shape)
+        store.terms = json.loads(f["partial"].attrs["terms"])
+        store.arrays = {k: ds[()] for k, ds in f["partial/arrays"].items()}
+        first_run = read_tree(f["metadata"])  # keep what it recorded (loss at theta*, time)
+        store.metadata["sampling"] = first_run.get("sampling", {})
+        store.metadata["created"] = first_run.get("created", metadata["created"])
+        return store
+
+    def start(self, terms: list[str]) -> None:
+        self.terms = terms
+        size = int(np.prod(self.shape))
+        names = [*terms, "spread"]
+        self.arrays = {name: np.full(size, np.nan) for name in names}
+        if self.file is not None:
+            write_tree(self.file.create_group("metadata"), self.metadata)
+            partial = self.file.create_group("partial")
+            partial.attrs["terms"] = json.dumps(terms)
+            partial.create_dataset("done", data=np.zeros(size, dtype=bool))
+            arrays = partial.create_group("arrays")
+            for name in names:
+                arrays.create_dataset(name, data=self.arrays[name])
+            self.file.flush()
+
+    def write(self, idx: np.ndarray, per_batch: np.ndarray) -> None:
+        """Store the size-weighted mean (and spread) over batches of (batches, terms, points)."""
+        weights = self.weights()[:, None, None]
+        with np.errstate(invalid="ignore", over="ignore"):
+            mean = (weights * per_batch).sum(axis=0) if per_batch.shape[0] > 1 else per_batch[0]
+            main = self.terms.index("loss") if "loss" in self.terms else 0
+            dev = per_batch[:, main, :] - mean[main]
+            spread = np.sqrt((weights[:, 0, :] * dev**2).sum(axis=0))
+        for j, name in enumerate(self.terms):
+            self.arrays[name][idx] = mean[j]
+        self.arrays["spread"][idx] = spread
+        self.done.flat[idx] = True
+        if self.file is not None:
+            where = (
+                slice(int(idx[0]), int(idx[-1]) + 1) if idx[-1] - idx[0] + 1 == len(idx) else idx
+            )
+            for name, arr in self.arrays.items():
+                self.file[f"partial/arrays/{name}"][where] = arr[idx]
+            self.file["partial/done"][where] = True
+            self.file.flush()
+
+    def weights(self) -> np.ndarray:
+        """ndarray of shape (batches,): each batch's share of the samples."""
+        sizes = np.asarray(json.loads(self.metadata["resume"]["key"])["batch_sizes"], dtype=float)
+        return sizes / sizes.sum()
+
+    def finish(self) -> Landscape:
+        axes = [np.asarray(a) for a in json.loads(self.metadata["resume"]["key"])["axes"]]
+        main = "loss" if "loss" in self.terms else self.terms[0]
+        fields = {name: self.arrays[name].reshape(self.shape) for name in self.terms}
+        n_batches = len(self.weights())
+        self.metadata["sampling"]["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(fields[main])))
+        land = Landscape(
+            axes=axes,
+            values=fields[main],
+            spread=self.arrays["spread"].reshape(self.shape) if n_batches > 1 else None,
+            fields=fields,
+            metadata=self.metadata,
+        )
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            land.save(self.path)
+        return land
+
+    def landscape(self) -> Landscape:
+        return read_landscape(self.file)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def _versions() -> dict:
+    from . import __version__
+
+    return {
+        "topo_landscape": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
