@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from . import examples, plot
 from .directions import Directions, random_directions
+from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
 from .loss import supervised
 from .sampling import sample
@@ -16,7 +17,10 @@ __all__ = [
     "examples",
     "plot",
     "Directions",
+    "HessianSpectrum",
     "Landscape",
+    "hessian_directions",
+    "hessian_spectrum",
     "load",
     "random_directions",
     "sample",

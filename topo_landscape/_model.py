@@ -44,7 +44,7 @@ def model_device(model: nn.Module) -> torch.device:
 
 @contextlib.contextmanager
 def preserved(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-    """Restore parameters, buffers, ``requires_grad`` and train/eval mode on exit, bit for bit.
+    """Restore parameters, buffers, ``.grad``, ``requires_grad`` and train/eval modes on exit.
 
     Holds one copy of the weights and buffers and yields the weights' copy ({name: tensor}, not
     to be modified) so that callers need no second one. On any exit (return, exception,
@@ -56,6 +56,7 @@ def preserved(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     state = [(params[name], t) for name, t in saved.items()]
     state += [(b, b.detach().clone()) for b in model.buffers()]
     requires_grad = [(p, p.requires_grad) for p in model.parameters()]
+    grads = [(p, p.grad) for p in model.parameters()]
     modes = [(m, m.training) for m in model.modules()]
     try:
         yield saved
@@ -65,5 +66,7 @@ def preserved(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
                 t.copy_(saved)
         for p, flag in requires_grad:
             p.requires_grad_(flag)
+        for p, grad in grads:
+            p.grad = grad  # also drops any graph a backend left attached to .grad
         for m, training in modes:
             m.train(training)

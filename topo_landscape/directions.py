@@ -315,29 +315,7 @@ def random_directions(
         for name, w in weights.items()
     }
 
-    if normalization in ("global", None):
-        flat_w = torch.cat([w.reshape(-1) for w in weights.values()])[None, :]
-        flat_d = torch.cat([d.reshape(n, -1) for d in draws.values()], dim=1)[None]
-        target = flat_w.norm() if normalization == "global" else None
-        flat = _orthonormal_units(flat_d, target, orthogonalize)[0]
-        sizes = [w.numel() for w in weights.values()]
-        out = {
-            name: chunk.reshape(n, *weights[name].shape)
-            for name, chunk in zip(weights, torch.split(flat, sizes, dim=1))
-        }
-    else:
-        out = {}
-        for name, w in weights.items():
-            per_filter = normalization == "filter" and w.dim() >= 2
-            units_w = w.reshape(w.shape[0], -1) if per_filter else w.reshape(1, -1)
-            units_d = draws[name].reshape(n, *units_w.shape).transpose(0, 1)  # (units, n, m)
-            target = units_w.norm(dim=1)
-            out[name] = (
-                _orthonormal_units(units_d, target, orthogonalize)
-                .transpose(0, 1)
-                .reshape(n, *w.shape)
-            )
-
+    out = scale_to_weights(draws, weights, normalization, orthogonalize)
     params = dict(picked)
     vectors = tuple(
         {
@@ -354,6 +332,39 @@ def random_directions(
         seed=int(seed),
         info={"include_1d": bool(include_1d), "orthogonalized": bool(orthogonalize)},
     )
+
+
+def scale_to_weights(
+    draws: dict[str, torch.Tensor],
+    weights: dict[str, torch.Tensor],
+    normalization: str | None,
+    orthogonalize: bool,
+) -> dict[str, torch.Tensor]:
+    """Normalise n directions against the weights, unit by unit (filter, layer or global).
+
+    ``draws[name]`` has shape (n, *weights[name].shape), float64. With ``orthogonalize`` the n
+    directions are first made orthogonal inside each unit (Gram-Schmidt). Returns the same
+    layout.
+    """
+    n = next(iter(draws.values())).shape[0]
+    if normalization in ("global", None):
+        flat_w = torch.cat([w.reshape(-1) for w in weights.values()])
+        flat_d = torch.cat([draws[name].reshape(n, -1) for name in weights], dim=1)[None]
+        target = flat_w.norm() if normalization == "global" else None
+        flat = _orthonormal_units(flat_d, target, orthogonalize)[0]
+        sizes = [w.numel() for w in weights.values()]
+        return {
+            name: chunk.reshape(n, *weights[name].shape)
+            for name, chunk in zip(weights, torch.split(flat, sizes, dim=1))
+        }
+    out = {}
+    for name, w in weights.items():
+        per_filter = normalization == "filter" and w.dim() >= 2
+        units_w = w.reshape(w.shape[0], -1) if per_filter else w.reshape(1, -1)
+        units_d = draws[name].reshape(n, *units_w.shape).transpose(0, 1)  # (units, n, m)
+        scaled = _orthonormal_units(units_d, units_w.norm(dim=1), orthogonalize)
+        out[name] = scaled.transpose(0, 1).reshape(n, *w.shape)
+    return out
 
 
 def _orthonormal_units(

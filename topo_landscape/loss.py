@@ -130,3 +130,22 @@ def as_terms(value: Any, where: str) -> dict[str, torch.Tensor]:
                 f"loss_fn: expected a scalar tensor {where}; term {name!r} has shape {shape}"
             )
     return {k: v.reshape(()) for k, v in terms.items()}
+
+
+def main_term(value: Any, where: str) -> torch.Tensor:
+    """The scalar a loss value stands for: itself, or its ``"loss"`` term (else the first)."""
+    terms = as_terms(value, where)
+    return terms["loss"] if "loss" in terms else next(iter(terms.values()))
+
+
+class LossOfModel(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so that ``torch.func.functional_call`` can swap the
+    model's weights (keys ``"model.<parameter name>"``) while the loss runs."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch):
+        return self.loss_fn(self.model, batch)

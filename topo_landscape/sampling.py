@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from . import _model
 from .directions import Directions
 from .landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape, read_tree, write_tree
-from .loss import as_batches, as_terms, batch_size, loss_name, to_device
+from .loss import LossOfModel, as_batches, as_terms, batch_size, loss_name, to_device
 
 Mode = Literal["auto", "vmap", "loop"]
 MODES = ("auto", "vmap", "loop")
@@ -264,18 +264,6 @@ def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
     return ("vmap" if t_vmap < t_loop else "loop"), chunk
 
 
-class _LossOfModel(nn.Module):
-    """``loss_fn(model, batch)`` as a module, so functional_call can swap the model's weights."""
-
-    def __init__(self, model: nn.Module, loss_fn: Callable):
-        super().__init__()
-        self.model = model
-        self.loss_fn = loss_fn
-
-    def forward(self, batch):
-        return self.loss_fn(self.model, batch)
-
-
 class _Evaluator:
     """Per-batch loss terms at grid points: each evaluator returns (batches, terms, points)."""
 
@@ -293,7 +281,7 @@ class _Evaluator:
             for name, p in zip(self.names, self.params)
         ]
         self.per_direction = [[s[i] for s in self.stacked] for i in range(len(directions))]
-        self.wrapper = _LossOfModel(model, loss_fn)
+        self.wrapper = LossOfModel(model, loss_fn)
         self.terms: list[str] | None = None
 
     def _terms(self, value, where: str) -> torch.Tensor:

@@ -1,0 +1,575 @@
+"""The Hessian of the loss at theta*: top eigenpairs (directions), trace and spectral density.
+
+Two backends for the eigenpairs:
+
+* ``"lanczos"`` (native): Hessian-vector products -- double backward through one retained
+  graph per batch, or forward-over-reverse with torch.func -- driven by ARPACK's implicitly
+  restarted Lanczos (``scipy.sparse.linalg.eigsh``) in float64.
+* ``"pyhessian"``: PyHessian's power iteration with deflation (Yao et al. 2020), our
+  ``loss_fn(model, batch)`` adapted to its ``criterion(outputs, targets)`` form.
+
+The trace is Hutchinson's estimator with Rademacher vectors; the density is stochastic Lanczos
+quadrature (Lin, Saad & Yang 2016; Ghorbani et al. 2019) with full reorthogonalisation.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse.linalg as sla
+import torch
+from torch import nn
+
+from . import _model
+from .directions import (
+    NORMALIZATIONS,
+    Directions,
+    check_count,
+    scale_to_weights,
+    select_parameters,
+)
+from .loss import LossOfModel, as_batches, batch_size, main_term, to_device
+
+HVPMethod = Literal["double_backward", "forward_over_reverse"]
+
+
+@dataclass(frozen=True, eq=False)
+class HessianSpectrum:
+    """What ``hessian_spectrum`` measured.
+
+    Attributes
+    ----------
+    eigenvalues : ndarray of shape (k,)
+        Top eigenvalues, ordered by magnitude (or value, for ``which="largest"``).
+    residuals : ndarray of shape (k,)
+        ``|H v - lambda v| / |lambda|`` of each returned eigenpair.
+    eigenvectors : Directions
+        Unit eigenvectors over the parameters, as Directions (usable with ``tl.sample``).
+    trace : float
+        Hutchinson estimate of the trace.
+    trace_stderr : float
+        Its standard error (sample std of v^T H v over the draws / sqrt(draws)).
+    trace_samples : int
+    density_grid : ndarray of shape (m,) or None
+        Eigenvalue axis of the spectral density.
+    density : ndarray of shape (m,) or None
+        The spectral density: Gaussian-smoothed SLQ measure, integrating to 1.
+    density_sigma : float or None
+        Width of the Gaussian smoothing.
+    slq_nodes, slq_weights : ndarray of shape (runs, steps) or None
+        The quadrature nodes (Ritz values) and weights of each SLQ run; each row of weights
+        sums to 1.
+    n_parameters : int
+        Dimension of the Hessian.
+    """
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    eigenvectors: Directions
+    trace: float
+    trace_stderr: float
+    trace_samples: int
+    density_grid: np.ndarray | None
+    density: np.ndarray | None
+    density_sigma: float | None
+    slq_nodes: np.ndarray | None
+    slq_weights: np.ndarray | None
+    n_parameters: int
+
+    def metadata(self) -> dict:
+        """A JSON-like summary stored with Landscapes sampled along these eigenvectors."""
+        meta = {
+            "eigenvalues": self.eigenvalues,
+            "residuals": self.residuals,
+            "trace": self.trace,
+            "trace_stderr": self.trace_stderr,
+            "trace_samples": self.trace_samples,
+            "n_parameters": self.n_parameters,
+        }
+        if self.density is not None:
+            meta.update(density_grid=self.density_grid, density=self.density)
+        return meta
+
+
+# --- Hessian-vector products ---------------------------------------------------------------------
+
+
+class _HVP:
+    """v -> H v over the selected parameters (flat vectors), size-weighted over batches."""
+
+    def __init__(self, model, loss_fn, batches, names, method: HVPMethod):
+        self.model, self.loss_fn, self.batches = model, loss_fn, batches
+        params = dict(model.named_parameters())
+        self.names = list(names)
+        self.params = [params[n] for n in self.names]
+        self.shapes = [p.shape for p in self.params]
+        self.sizes = [p.numel() for p in self.params]
+        self.n = sum(self.sizes)
+        self.dtype, self.device = self.params[0].dtype, self.params[0].device
+        sizes = np.array([batch_size(b) for b in batches], dtype=float)
+        self.weights = (sizes / sizes.sum()).tolist()
+        self.method = method
+        self.calls = 0
+        self.grads: list[torch.Tensor] | None = None
+        if method == "double_backward":
+            self.grads = [self._gradient(b, create_graph=True) for b in batches]
+        elif method == "forward_over_reverse":
+            for b in batches:  # check the loss once, as the double-backward path does
+                self._gradient(b, create_graph=False)
+            try:
+                self(torch.ones(self.n, dtype=self.dtype, device=self.device))
+            except RuntimeError as err:
+                known = " (torch's mse_loss, pytorch/pytorch#123996)" if "ZeroTensor" in str(err) else ""
+                raise ValueError(
+                    f"hvp: forward-over-reverse products fail on this loss{known}: {err}; "
+                    "use hvp='double_backward'"
+                ) from err
+            self.calls = 0
+        else:
+            raise ValueError(
+                f"hvp: expected 'double_backward' or 'forward_over_reverse'; got {method!r}"
+            )
+
+    def _loss(self, batch) -> torch.Tensor:
+        return self._loss_of_batch(self.model, batch)
+
+    def _loss_of_batch(self, model, batch) -> torch.Tensor:
+        return main_term(self.loss_fn(model, batch), "at the unperturbed weights")
+
+    def _gradient(self, batch, create_graph: bool) -> tuple[torch.Tensor, ...]:
+        loss = self._loss(batch)
+        if not torch.isfinite(loss):
+            raise ValueError(
+                f"loss_fn: the loss at the unperturbed weights is {float(loss.detach())}; the Hessian "
+                "needs a finite loss"
+            )
+        if not loss.requires_grad:
+            raise ValueError(
+                "loss_fn: the loss does not depend on the selected parameters (no gradient); "
+                "check the parameters= patterns and that the loss calls the model"
+            )
+        grads = torch.autograd.grad(loss, self.params, create_graph=create_graph, allow_unused=True)
+        if all(g is None for g in grads):
+            raise ValueError("loss_fn: the loss does not depend on the selected parameters")
+        return tuple(torch.zeros_like(p) if g is None else g for p, g in zip(self.params, grads))
+
+    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        return [t.view(s) for t, s in zip(torch.split(flat, self.sizes), self.shapes)]
+
+    def __call__(self, flat: torch.Tensor) -> torch.Tensor:
+        """H v for a flat vector (any float dtype, any device); returns float64 on self.device."""
+        self.calls += 1
+        v = self.split(flat.to(device=self.device, dtype=self.dtype))
+        total = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        for w, batch, g in zip(self.weights, self.batches, self.grads or [None] * len(self.batches)):
+            if g is not None:
+                hv = torch.autograd.grad(g, self.params, grad_outputs=v, retain_graph=True,
+                                         allow_unused=True)
+            else:
+                hv = self._forward_over_reverse(batch, v)
+            flat_hv = torch.cat([
+                (torch.zeros_like(p) if h is None else h).reshape(-1)
+                for p, h in zip(self.params, hv)
+            ])
+            total += w * flat_hv.double()
+        return total
+
+    def _forward_over_reverse(self, batch, v):
+        keys = ["model." + name for name in self.names]
+        theta = tuple(p.detach() for p in self.params)
+        wrapper = LossOfModel(self.model, self._loss_of_batch)
+
+        def loss_of(ps):
+            return torch.func.functional_call(wrapper, dict(zip(keys, ps)), (batch,))
+
+        grad = torch.func.grad(loss_of)
+        _, hv = torch.func.jvp(grad, (theta,), (tuple(v),))
+        return hv
+
+
+# --- the algorithms ------------------------------------------------------------------------------
+
+
+def _top_eigenpairs(hvp: _HVP, n: int, which: str, tol: float, max_iter: int | None, seed: int):
+    """Top-n eigenpairs in float64 via ARPACK (dense for tiny Hessians); sorted as asked."""
+    if n >= hvp.n - 1:
+        eye = torch.eye(hvp.n, dtype=torch.float64, device=hvp.device)
+        dense = torch.stack([hvp(e) for e in eye]).cpu().numpy()
+        values, vectors = np.linalg.eigh((dense + dense.T) / 2)
+    else:
+        op = sla.LinearOperator(
+            (hvp.n, hvp.n),
+            matvec=lambda x: hvp(torch.from_numpy(np.ascontiguousarray(x).ravel())).cpu().numpy(),
+            dtype=np.float64,
+        )
+        v0 = np.random.default_rng(seed).standard_normal(hvp.n)
+        ncv = min(hvp.n, max(2 * n + 1, 20))
+        try:
+            values, vectors = sla.eigsh(
+                op, k=n, which="LM" if which == "magnitude" else "LA", tol=tol, v0=v0, ncv=ncv,
+                maxiter=max_iter,
+            )
+        except sla.ArpackNoConvergence as err:
+            raise RuntimeError(
+                f"max_iter: Lanczos did not converge to tol={tol} in {max_iter} restarts "
+                f"({len(err.eigenvalues)} of {n} eigenpairs did); raise max_iter or tol"
+            ) from None
+    order = np.argsort(-np.abs(values) if which == "magnitude" else -values, kind="stable")[:n]
+    values, vectors = values[order], vectors[:, order]
+    # a deterministic sign: the largest-magnitude entry of each eigenvector is positive
+    pivots = np.abs(vectors).argmax(axis=0)
+    vectors = vectors * np.sign(vectors[pivots, np.arange(vectors.shape[1])])
+    return values, vectors
+
+
+def _residuals(hvp: _HVP, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    out = []
+    for lam, v in zip(values, vectors.T):
+        hv = hvp(torch.from_numpy(v)).cpu().numpy()
+        out.append(np.linalg.norm(hv - lam * v) / max(abs(lam), np.finfo(float).tiny))
+    return np.array(out)
+
+
+def _rademacher(n_vectors: int, size: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (n_vectors, size), generator=g, dtype=torch.int8).double() * 2 - 1
+
+
+def _lanczos(hvp: _HVP, v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lanczos with full reorthogonalisation in float64: Ritz values and Gauss weights."""
+    steps = min(steps, hvp.n)
+    q = (v0 / v0.norm()).to(hvp.device)
+    basis = torch.zeros(steps, hvp.n, dtype=torch.float64, device=hvp.device)
+    alphas, betas = [], []
+    for j in range(steps):
+        basis[j] = q
+        w = hvp(q)
+        alphas.append(float(w @ q))
+        for _ in range(2):  # twice is enough (Parlett's "twice is enough")
+            w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
+        beta = float(w.norm())
+        if j == steps - 1 or beta <= 1e-10 * max(abs(a) for a in alphas):
+            break
+        betas.append(beta)
+        q = w / beta
+    k = len(alphas)
+    tri = np.diag(alphas) + np.diag(betas[: k - 1], 1) + np.diag(betas[: k - 1], -1)
+    nodes, vecs = np.linalg.eigh(tri)
+    return nodes, vecs[0] ** 2
+
+
+# --- public functions ----------------------------------------------------------------------------
+
+
+def _prepare(model, loss_fn, batches, parameters):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module; got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch); got {loss_fn!r}")
+    batch_list = as_batches(batches)
+    if parameters is None:
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("model: no parameter requires grad; pass parameters= to choose some")
+    else:
+        named = select_parameters(model, parameters, include_1d=True)
+    device = _model.model_device(model)
+    return [to_device(b, device) for b in batch_list], [n for n, _ in named]
+
+
+def _as_directions(model, names, values, vectors, residuals, normalization, seed, info):
+    params = dict(model.named_parameters())
+    n = vectors.shape[1]
+    sizes = [params[name].numel() for name in names]
+    chunks = np.split(vectors.T, np.cumsum(sizes)[:-1], axis=1)  # each (n, size)
+    draws = {
+        name: torch.from_numpy(np.ascontiguousarray(c)).reshape(n, *params[name].shape)
+        for name, c in zip(names, chunks)
+    }
+    if normalization is not None:
+        weights = {name: params[name].detach().to("cpu", torch.float64) for name in names}
+        draws = scale_to_weights(draws, weights, normalization, orthogonalize=False)
+    vecs = tuple(
+        {name: draws[name][i].to(params[name]) for name in names} for i in range(n)
+    )
+    return Directions(
+        vectors=vecs,
+        signature=_model.signature(model),
+        kind="hessian",
+        normalization=normalization,
+        seed=seed,
+        eigenvalues=np.asarray(values, dtype=float),
+        residuals=np.asarray(residuals, dtype=float),
+        info=info,
+    )
+
+
+def hessian_directions(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Any], Any],
+    batches: Any,
+    n: int = 3,
+    *,
+    backend: Literal["lanczos", "pyhessian"] = "lanczos",
+    which: Literal["magnitude", "largest"] = "magnitude",
+    normalization: Literal["filter", "layer", "global"] | None = None,
+    parameters: Sequence[str] | None = None,
+    hvp: HVPMethod = "double_backward",
+    tol: float | None = None,
+    max_iter: int | None = None,
+    seed: int = 0,
+) -> Directions:
+    """The top-n eigenvectors of the Hessian of the loss at the model's weights, as Directions.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Evaluated in ``eval()`` mode; weights, ``.grad``, ``requires_grad`` and modes are
+        restored on return.
+    loss_fn : callable
+        ``loss_fn(model, batch) -> scalar`` (or a dict: its ``"loss"`` term, or the first).
+    batches : batch, list of batches, or loader
+        The Hessian is the size-weighted mean of the per-batch Hessians.
+    n : int
+        Number of eigenvectors.
+    backend : {"lanczos", "pyhessian"}
+        ``"lanczos"``: ARPACK's Lanczos on Hessian-vector products, in float64. ``"pyhessian"``:
+        PyHessian's power iteration (stops at ``tol`` relative change, 1e-3 by default).
+    which : {"magnitude", "largest"}
+        Largest in absolute value (as PyHessian) or largest (most positive); lanczos only for
+        ``"largest"``.
+    normalization : {"filter", "layer", "global", None}
+        Rescale each unit of the unit eigenvectors to the weights' norm (Li et al. 2018), as the
+        UNet study of Geniesse et al. 2024 did with ``"layer"``. None keeps unit eigenvectors.
+    parameters : sequence of str, optional
+        Glob patterns of the parameter names to take the Hessian over (one layer of a large
+        model, say); by default every parameter that requires grad.
+    hvp : {"double_backward", "forward_over_reverse"}
+        How products are computed by the lanczos backend: double backward through one retained
+        graph per batch, or ``torch.func.jvp(torch.func.grad(f))`` (no retained graph).
+    tol : float, optional
+        Convergence tolerance (relative residual for lanczos: default 1e-6 for float32 models and
+        1e-10 for float64; relative eigenvalue change for pyhessian: default 1e-3).
+    max_iter : int, optional
+        ARPACK restarts (default: scipy's) or power iterations per eigenvalue (pyhessian: 100).
+    seed : int
+        Seed of the start vector(s).
+
+    Returns
+    -------
+    Directions
+        With ``.eigenvalues`` (n,) and ``.residuals`` (n,), |Hv - lambda v| / |lambda|.
+
+    Example
+    -------
+    >>> import torch, topo_landscape as tl
+    >>> model = torch.nn.Linear(3, 1)
+    >>> x = torch.randn(32, 3)
+    >>> dirs = tl.hessian_directions(model, tl.supervised(torch.nn.MSELoss()), (x, x[:, :1]), n=2)
+    >>> dirs.eigenvalues.shape, bool(dirs.residuals.max() < 1e-4)
+    ((2,), True)
+    """
+    n = check_count(n)
+    if backend not in ("lanczos", "pyhessian"):
+        raise ValueError(f"backend: expected 'lanczos' or 'pyhessian'; got {backend!r}")
+    if which not in ("magnitude", "largest"):
+        raise ValueError(f"which: expected 'magnitude' or 'largest'; got {which!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"normalization: expected 'filter', 'layer', 'global' or None; got {normalization!r}"
+        )
+    batch_list, names = _prepare(model, loss_fn, batches, parameters)
+    size = sum(dict(model.named_parameters())[name].numel() for name in names)
+    if n > size:
+        raise ValueError(f"n: asked for {n} eigenvectors of a Hessian over {size} parameters")
+    info = {"backend": backend, "which": which, "hvp": hvp if backend == "lanczos" else "pyhessian"}
+    with _model.preserved(model):
+        model.eval()
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in names)
+        if backend == "pyhessian":
+            if which != "magnitude":
+                raise ValueError("which: backend='pyhessian' finds eigenvalues by magnitude only; "
+                                 "use backend='lanczos' for which='largest'")
+            tol = tol if tol is not None else 1e-3
+            values, vectors = _pyhessian_eigenpairs(model, loss_fn, batch_list, names, n,
+                                                   tol, max_iter or 100, seed)
+            hvp_op = _HVP(model, loss_fn, batch_list, names, "double_backward")
+        else:
+            hvp_op = _HVP(model, loss_fn, batch_list, names, hvp)
+            tol = tol if tol is not None else (1e-10 if hvp_op.dtype == torch.float64 else 1e-6)
+            values, vectors = _top_eigenpairs(hvp_op, n, which, tol, max_iter, seed)
+            info["hvp_calls"] = hvp_op.calls
+        residuals = _residuals(hvp_op, values, vectors)
+        info["tol"] = float(tol)
+    return _as_directions(model, names, values, vectors, residuals, normalization, seed, info)
+
+
+def hessian_spectrum(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Any], Any],
+    batches: Any,
+    *,
+    top_n: int = 10,
+    trace_samples: int = 100,
+    density: bool = True,
+    density_runs: int = 10,
+    density_steps: int = 80,
+    density_sigma: float | None = None,
+    parameters: Sequence[str] | None = None,
+    hvp: HVPMethod = "double_backward",
+    tol: float | None = None,
+    seed: int = 0,
+) -> HessianSpectrum:
+    """Top eigenvalues, trace (Hutchinson) and spectral density (SLQ) of the Hessian at theta*.
+
+    Parameters
+    ----------
+    model, loss_fn, batches, parameters, hvp, tol, seed
+        As for :func:`hessian_directions` (native backend).
+    top_n : int
+        Number of top eigenvalues (by magnitude); 0 for none.
+    trace_samples : int
+        Rademacher vectors of Hutchinson's estimator (one Hessian-vector product each).
+    density : bool
+        Also estimate the spectral density by stochastic Lanczos quadrature.
+    density_runs, density_steps : int
+        SLQ runs (random start vectors) and Lanczos steps per run.
+    density_sigma : float, optional
+        Width of the Gaussian smoothing; 1% of the spectrum's range by default.
+
+    Returns
+    -------
+    HessianSpectrum
+
+    Example
+    -------
+    >>> import torch, topo_landscape as tl
+    >>> model = torch.nn.Linear(4, 1)
+    >>> x = torch.randn(64, 4)
+    >>> spec = tl.hessian_spectrum(model, tl.supervised(torch.nn.MSELoss()), (x, x[:, :1]),
+    ...                            top_n=2, trace_samples=50, density_runs=2, density_steps=5)
+    >>> spec.eigenvalues.shape, spec.density.shape
+    ((2,), (1000,))
+    """
+    top_n = int(top_n)
+    for name, value, low in [("top_n", top_n, 0), ("trace_samples", trace_samples, 2),
+                             ("density_runs", density_runs, 1), ("density_steps", density_steps, 1)]:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
+    batch_list, names = _prepare(model, loss_fn, batches, parameters)
+    with _model.preserved(model):
+        model.eval()
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in names)
+        op = _HVP(model, loss_fn, batch_list, names, hvp)
+        if top_n > op.n:
+            raise ValueError(f"top_n: asked for {top_n} eigenvalues of a Hessian over {op.n} parameters")
+        tol = tol if tol is not None else (1e-10 if op.dtype == torch.float64 else 1e-6)
+        if top_n:
+            values, vectors = _top_eigenpairs(op, top_n, "magnitude", tol, None, seed)
+            residuals = _residuals(op, values, vectors)
+        else:
+            values, vectors, residuals = np.zeros(0), np.zeros((op.n, 0)), np.zeros(0)
+        probes = _rademacher(trace_samples, op.n, seed + 1)
+        quad = np.array([float(op(v).cpu() @ v) for v in probes])
+        trace, stderr = float(quad.mean()), float(quad.std(ddof=1) / math.sqrt(len(quad)))
+        grid = dens = sigma = nodes = weights = None
+        if density:
+            runs = [_lanczos(op, v, density_steps) for v in _rademacher(density_runs, op.n, seed + 2)]
+            width = max(len(r[0]) for r in runs)
+            nodes = np.full((density_runs, width), np.nan)
+            weights = np.zeros((density_runs, width))
+            for i, (nd, wt) in enumerate(runs):
+                nodes[i, : len(nd)], weights[i, : len(wt)] = nd, wt
+            grid, dens, sigma = _smoothed_density(nodes, weights, density_sigma)
+    summary = {"trace": trace, "trace_stderr": stderr, "trace_samples": int(trace_samples),
+               "n_parameters": op.n}
+    if density:
+        summary.update(density_grid=grid, density=dens, density_sigma=sigma)
+    info = {"backend": "lanczos", "which": "magnitude", "hvp": hvp, "spectrum": summary}
+    eigvecs = (
+        _as_directions(model, names, values, vectors, residuals, None, seed, info)
+        if top_n else None
+    )
+    return HessianSpectrum(
+        eigenvalues=values, residuals=residuals, eigenvectors=eigvecs, trace=trace,
+        trace_stderr=stderr, trace_samples=int(trace_samples), density_grid=grid, density=dens,
+        density_sigma=sigma, slq_nodes=nodes, slq_weights=weights, n_parameters=op.n,
+    )
+
+
+def _smoothed_density(nodes, weights, sigma, points: int = 1000):
+    """Average over runs of sum_i w_i N(x; node_i, sigma^2), on a grid padded by 6 sigma."""
+    finite = nodes[np.isfinite(nodes)]
+    lo, hi = float(finite.min()), float(finite.max())
+    if sigma is None:
+        sigma = 0.01 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 1e-3
+    grid = np.linspace(lo - 6 * sigma, hi + 6 * sigma, points)
+    mask = np.isfinite(nodes)
+    x = grid[:, None]
+    dens = np.zeros_like(grid)
+    for row_nodes, row_weights, row_mask in zip(nodes, weights, mask):
+        nd, wt = row_nodes[row_mask], row_weights[row_mask]
+        dens += (wt * np.exp(-0.5 * ((x - nd) / sigma) ** 2)).sum(axis=1)
+    dens /= len(nodes) * sigma * math.sqrt(2 * math.pi)
+    return grid, dens, float(sigma)
+
+
+# --- pyhessian backend ---------------------------------------------------------------------------
+
+
+class _LossAsOutput(nn.Module):
+    """PyHessian calls ``criterion(model(inputs), targets)``; here ``model(inputs)`` is our loss.
+
+    ``inputs`` is a tensor of batch-size length holding the batch's index, so PyHessian's
+    size-weighting over a "dataloader" sees the real batch sizes.
+    """
+
+    def __init__(self, model, loss_fn, batches):
+        super().__init__()
+        self.model, self.loss_fn, self.batches = model, loss_fn, batches
+
+    def forward(self, index):
+        return main_term(self.loss_fn(self.model, self.batches[int(index[0])]), "")
+
+
+def _pyhessian_eigenpairs(model, loss_fn, batches, names, n, tol, max_iter, seed):
+    from pyhessian import hessian as PyHessian
+
+    device = _model.model_device(model)
+    wrapper = _LossAsOutput(model, loss_fn, batches)
+    criterion = lambda outputs, targets: outputs  # noqa: E731
+    index = [torch.full((batch_size(b),), i, device=device) for i, b in enumerate(batches)]
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            warnings.catch_warnings():
+        # PyHessian calls backward(create_graph=True); we break the cycle it warns of below
+        warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
+        torch.manual_seed(seed)
+        try:
+            if len(batches) == 1:
+                comp = PyHessian(wrapper, criterion, data=(index[0], index[0]),
+                                 cuda=device.type == "cuda")
+            else:
+                comp = PyHessian(wrapper, criterion, dataloader=[(i, i) for i in index],
+                                 cuda=device.type == "cuda")
+            values, vectors = comp.eigenvalues(maxIter=max_iter, tol=tol, top_n=n)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise RuntimeError(
+                f"backend='pyhessian' could not handle this loss ({type(err).__name__}: {err}); "
+                "use backend='lanczos', which takes any loss_fn(model, batch)"
+            ) from err
+        finally:
+            for p in model.parameters():
+                p.grad = None  # drop the create_graph cycle PyHessian leaves in .grad
+    order = np.argsort(-np.abs(values), kind="stable")
+    flat = np.stack([torch.cat([t.reshape(-1) for t in vectors[i]]).double().cpu().numpy()
+                     for i in order], axis=1)
+    pivots = np.abs(flat).argmax(axis=0)
+    flat = flat * np.sign(flat[pivots, np.arange(flat.shape[1])])
+    return np.asarray(values)[order], flat
