@@ -111,7 +111,9 @@ def test_several_batches_average_by_size():
     values, _ = top_by_magnitude(whole, 3)
     for backend in ["lanczos", "pyhessian"]:
         dirs = tl.hessian_directions(model, loss_fn, parts, n=3, backend=backend)
-        np.testing.assert_allclose(dirs.eigenvalues, values, rtol=1e-5 if backend == "lanczos" else 2e-2)
+        np.testing.assert_allclose(
+            dirs.eigenvalues, values, rtol=1e-5 if backend == "lanczos" else 2e-2
+        )
 
 
 def test_which_largest_and_subsets_and_normalization():
@@ -173,8 +175,9 @@ def test_state_restored_after_both_backends():
     grads = [p.grad for p in model.parameters()]
     tl.hessian_directions(model, loss_fn, batch, n=2)
     tl.hessian_directions(model, loss_fn, batch, n=2, backend="pyhessian")
-    tl.hessian_spectrum(model, loss_fn, batch, top_n=1, trace_samples=4, density_runs=1,
-                        density_steps=3)
+    tl.hessian_spectrum(
+        model, loss_fn, batch, top_n=1, trace_samples=4, density_runs=1, density_steps=3
+    )
     assert_unchanged(model, saved)
     assert all(p.grad is g for p, g in zip(model.parameters(), grads))
     assert all(not p.grad.requires_grad for p in model.parameters())
@@ -189,8 +192,14 @@ def test_sampling_along_hessian_directions():
     assert land.values.shape == (5, 5, 5)
     np.testing.assert_allclose(land.metadata["directions"]["eigenvalues"], dirs.eigenvalues)
     # along a unit eigenvector the loss curves like lambda / 2 * alpha^2 near theta*
-    line = tl.sample(model, loss_fn, batch, tl.Directions(
-        vectors=(dirs[0],), signature=dirs.signature, kind="hessian"), resolution=3, span=1e-2)
+    line = tl.sample(
+        model,
+        loss_fn,
+        batch,
+        tl.Directions(vectors=(dirs[0],), signature=dirs.signature, kind="hessian"),
+        resolution=3,
+        span=1e-2,
+    )
     curvature = (line.values[0] - 2 * line.values[1] + line.values[2]) / 1e-2**2
     assert curvature == pytest.approx(dirs.eigenvalues[0], rel=1e-2)
     spec = tl.hessian_spectrum(model, loss_fn, batch, top_n=2, trace_samples=10, density=False)
@@ -226,8 +235,9 @@ def test_pyhessian_failure_names_the_native_backend():
         raise RuntimeError("derivative for this op is not implemented")
 
     saved = snapshot(model)
-    with pytest.raises(RuntimeError, match="backend='pyhessian' could not.*not implemented.*"
-                       "backend='lanczos'"):
+    with pytest.raises(
+        RuntimeError, match="backend='pyhessian' could not.*not implemented.*backend='lanczos'"
+    ):
         tl.hessian_directions(model, unsupported, batch, n=1, backend="pyhessian")
     assert_unchanged(model, saved)
 

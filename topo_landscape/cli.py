@@ -35,16 +35,31 @@ def demo(
     paths = {
         "landscape": os.path.join(output, "landscape.h5"),
         "contour": os.path.join(output, "contour.png"),
+        "hessian_landscape": os.path.join(output, "landscape_hessian_3d.h5"),
+        "hessian_contour": os.path.join(output, "contour_hessian_3d.png"),
     }
     land.save(paths["landscape"])
     fig = tl.plot.surface(land, log=True, title="two spirals MLP, filter-normalised")
     fig.savefig(paths["contour"], dpi=150)
     print(f"trained: loss {history[0]:.3f} -> {history[-1]:.3f} in {len(history)} Adam steps")
-    print(
-        f"sampled {land.values.size} points ({land.metadata['sampling']['mode']} mode) "
-        f"in {land.metadata['sampling']['seconds']:.2f} s"
-    )
+    _report(land)
+
+    # the top-3 Hessian eigenvectors span a 3D landscape (Geniesse et al. 2024)
+    hdirs = tl.hessian_directions(model, loss_fn, batch, n=3, seed=seed)
+    span = 2.0 / float(abs(hdirs.eigenvalues[0])) ** 0.5  # the loss rises by ~2 along the top one
+    land3 = tl.sample(model, loss_fn, batch, hdirs, resolution=min(resolution, 21), span=span)
+    land3.save(paths["hessian_landscape"])
+    fig = tl.plot.surface(land3, log=True, title="top-3 Hessian directions (central slice)")
+    fig.savefig(paths["hessian_contour"], dpi=150)
+    print("Hessian eigenvalues: " + ", ".join(f"{v:.3g}" for v in hdirs.eigenvalues))
+    _report(land3)
     return paths
+
+
+def _report(land) -> None:
+    s = land.metadata["sampling"]
+    shape = "x".join(map(str, land.shape))
+    print(f"sampled {shape} = {land.values.size} points ({s['mode']} mode) in {s['seconds']:.2f} s")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -124,7 +124,11 @@ class _HVP:
             try:
                 self(torch.ones(self.n, dtype=self.dtype, device=self.device))
             except RuntimeError as err:
-                known = " (torch's mse_loss, pytorch/pytorch#123996)" if "ZeroTensor" in str(err) else ""
+                known = (
+                    " (torch's mse_loss, pytorch/pytorch#123996)"
+                    if "ZeroTensor" in str(err)
+                    else ""
+                )
                 raise ValueError(
                     f"hvp: forward-over-reverse products fail on this loss{known}: {err}; "
                     "use hvp='double_backward'"
@@ -145,8 +149,8 @@ class _HVP:
         loss = self._loss(batch)
         if not torch.isfinite(loss):
             raise ValueError(
-                f"loss_fn: the loss at the unperturbed weights is {float(loss.detach())}; the Hessian "
-                "needs a finite loss"
+                f"loss_fn: the loss at the unperturbed weights is {float(loss.detach())}; "
+                "the Hessian needs a finite loss"
             )
         if not loss.requires_grad:
             raise ValueError(
@@ -166,16 +170,21 @@ class _HVP:
         self.calls += 1
         v = self.split(flat.to(device=self.device, dtype=self.dtype))
         total = torch.zeros(self.n, dtype=torch.float64, device=self.device)
-        for w, batch, g in zip(self.weights, self.batches, self.grads or [None] * len(self.batches)):
+        for w, batch, g in zip(
+            self.weights, self.batches, self.grads or [None] * len(self.batches)
+        ):
             if g is not None:
-                hv = torch.autograd.grad(g, self.params, grad_outputs=v, retain_graph=True,
-                                         allow_unused=True)
+                hv = torch.autograd.grad(
+                    g, self.params, grad_outputs=v, retain_graph=True, allow_unused=True
+                )
             else:
                 hv = self._forward_over_reverse(batch, v)
-            flat_hv = torch.cat([
-                (torch.zeros_like(p) if h is None else h).reshape(-1)
-                for p, h in zip(self.params, hv)
-            ])
+            flat_hv = torch.cat(
+                [
+                    (torch.zeros_like(p) if h is None else h).reshape(-1)
+                    for p, h in zip(self.params, hv)
+                ]
+            )
             total += w * flat_hv.double()
         return total
 
@@ -208,10 +217,15 @@ def _top_eigenpairs(hvp: _HVP, n: int, which: str, tol: float, max_iter: int | N
             dtype=np.float64,
         )
         v0 = np.random.default_rng(seed).standard_normal(hvp.n)
-        ncv = min(hvp.n, max(2 * n + 1, 20))
+        ncv = min(hvp.n, max(2 * n + 4, 8))  # small Krylov spaces: fewest products here
         try:
             values, vectors = sla.eigsh(
-                op, k=n, which="LM" if which == "magnitude" else "LA", tol=tol, v0=v0, ncv=ncv,
+                op,
+                k=n,
+                which="LM" if which == "magnitude" else "LA",
+                tol=tol,
+                v0=v0,
+                ncv=ncv,
                 maxiter=max_iter,
             )
         except sla.ArpackNoConvergence as err:
@@ -294,9 +308,7 @@ def _as_directions(model, names, values, vectors, residuals, normalization, seed
     if normalization is not None:
         weights = {name: params[name].detach().to("cpu", torch.float64) for name in names}
         draws = scale_to_weights(draws, weights, normalization, orthogonalize=False)
-    vecs = tuple(
-        {name: draws[name][i].to(params[name]) for name in names} for i in range(n)
-    )
+    vecs = tuple({name: draws[name][i].to(params[name]) for name in names} for i in range(n))
     return Directions(
         vectors=vecs,
         signature=_model.signature(model),
@@ -394,11 +406,14 @@ def hessian_directions(
             p.requires_grad_(name in names)
         if backend == "pyhessian":
             if which != "magnitude":
-                raise ValueError("which: backend='pyhessian' finds eigenvalues by magnitude only; "
-                                 "use backend='lanczos' for which='largest'")
+                raise ValueError(
+                    "which: backend='pyhessian' finds eigenvalues by magnitude only; "
+                    "use backend='lanczos' for which='largest'"
+                )
             tol = tol if tol is not None else 1e-3
-            values, vectors = _pyhessian_eigenpairs(model, loss_fn, batch_list, names, n,
-                                                   tol, max_iter or 100, seed)
+            values, vectors = _pyhessian_eigenpairs(
+                model, loss_fn, batch_list, names, n, tol, max_iter or 100, seed
+            )
             hvp_op = _HVP(model, loss_fn, batch_list, names, "double_backward")
         else:
             hvp_op = _HVP(model, loss_fn, batch_list, names, hvp)
@@ -458,8 +473,12 @@ def hessian_spectrum(
     ((2,), (1000,))
     """
     top_n = int(top_n)
-    for name, value, low in [("top_n", top_n, 0), ("trace_samples", trace_samples, 2),
-                             ("density_runs", density_runs, 1), ("density_steps", density_steps, 1)]:
+    for name, value, low in [
+        ("top_n", top_n, 0),
+        ("trace_samples", trace_samples, 2),
+        ("density_runs", density_runs, 1),
+        ("density_steps", density_steps, 1),
+    ]:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
     batch_list, names = _prepare(model, loss_fn, batches, parameters)
@@ -469,7 +488,9 @@ def hessian_spectrum(
             p.requires_grad_(name in names)
         op = _HVP(model, loss_fn, batch_list, names, hvp)
         if top_n > op.n:
-            raise ValueError(f"top_n: asked for {top_n} eigenvalues of a Hessian over {op.n} parameters")
+            raise ValueError(
+                f"top_n: asked for {top_n} eigenvalues of a Hessian over {op.n} parameters"
+            )
         tol = tol if tol is not None else (1e-10 if op.dtype == torch.float64 else 1e-6)
         if top_n:
             values, vectors = _top_eigenpairs(op, top_n, "magnitude", tol, None, seed)
@@ -481,26 +502,42 @@ def hessian_spectrum(
         trace, stderr = float(quad.mean()), float(quad.std(ddof=1) / math.sqrt(len(quad)))
         grid = dens = sigma = nodes = weights = None
         if density:
-            runs = [_lanczos(op, v, density_steps) for v in _rademacher(density_runs, op.n, seed + 2)]
+            runs = [
+                _lanczos(op, v, density_steps) for v in _rademacher(density_runs, op.n, seed + 2)
+            ]
             width = max(len(r[0]) for r in runs)
             nodes = np.full((density_runs, width), np.nan)
             weights = np.zeros((density_runs, width))
             for i, (nd, wt) in enumerate(runs):
                 nodes[i, : len(nd)], weights[i, : len(wt)] = nd, wt
             grid, dens, sigma = _smoothed_density(nodes, weights, density_sigma)
-    summary = {"trace": trace, "trace_stderr": stderr, "trace_samples": int(trace_samples),
-               "n_parameters": op.n}
+    summary = {
+        "trace": trace,
+        "trace_stderr": stderr,
+        "trace_samples": int(trace_samples),
+        "n_parameters": op.n,
+    }
     if density:
         summary.update(density_grid=grid, density=dens, density_sigma=sigma)
     info = {"backend": "lanczos", "which": "magnitude", "hvp": hvp, "spectrum": summary}
     eigvecs = (
         _as_directions(model, names, values, vectors, residuals, None, seed, info)
-        if top_n else None
+        if top_n
+        else None
     )
     return HessianSpectrum(
-        eigenvalues=values, residuals=residuals, eigenvectors=eigvecs, trace=trace,
-        trace_stderr=stderr, trace_samples=int(trace_samples), density_grid=grid, density=dens,
-        density_sigma=sigma, slq_nodes=nodes, slq_weights=weights, n_parameters=op.n,
+        eigenvalues=values,
+        residuals=residuals,
+        eigenvectors=eigvecs,
+        trace=trace,
+        trace_stderr=stderr,
+        trace_samples=int(trace_samples),
+        density_grid=grid,
+        density=dens,
+        density_sigma=sigma,
+        slq_nodes=nodes,
+        slq_weights=weights,
+        n_parameters=op.n,
     )
 
 
@@ -546,18 +583,25 @@ def _pyhessian_eigenpairs(model, loss_fn, batches, names, n, tol, max_iter, seed
     wrapper = _LossAsOutput(model, loss_fn, batches)
     criterion = lambda outputs, targets: outputs  # noqa: E731
     index = [torch.full((batch_size(b),), i, device=device) for i, b in enumerate(batches)]
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
-            warnings.catch_warnings():
+    with (
+        torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+        warnings.catch_warnings(),
+    ):
         # PyHessian calls backward(create_graph=True); we break the cycle it warns of below
         warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
         torch.manual_seed(seed)
         try:
             if len(batches) == 1:
-                comp = PyHessian(wrapper, criterion, data=(index[0], index[0]),
-                                 cuda=device.type == "cuda")
+                comp = PyHessian(
+                    wrapper, criterion, data=(index[0], index[0]), cuda=device.type == "cuda"
+                )
             else:
-                comp = PyHessian(wrapper, criterion, dataloader=[(i, i) for i in index],
-                                 cuda=device.type == "cuda")
+                comp = PyHessian(
+                    wrapper,
+                    criterion,
+                    dataloader=[(i, i) for i in index],
+                    cuda=device.type == "cuda",
+                )
             values, vectors = comp.eigenvalues(maxIter=max_iter, tol=tol, top_n=n)
         except (RuntimeError, TypeError, AttributeError) as err:
             raise RuntimeError(
@@ -568,8 +612,10 @@ def _pyhessian_eigenpairs(model, loss_fn, batches, names, n, tol, max_iter, seed
             for p in model.parameters():
                 p.grad = None  # drop the create_graph cycle PyHessian leaves in .grad
     order = np.argsort(-np.abs(values), kind="stable")
-    flat = np.stack([torch.cat([t.reshape(-1) for t in vectors[i]]).double().cpu().numpy()
-                     for i in order], axis=1)
+    flat = np.stack(
+        [torch.cat([t.reshape(-1) for t in vectors[i]]).double().cpu().numpy() for i in order],
+        axis=1,
+    )
     pivots = np.abs(flat).argmax(axis=0)
     flat = flat * np.sign(flat[pivots, np.arange(flat.shape[1])])
     return np.asarray(values)[order], flat

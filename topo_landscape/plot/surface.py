@@ -94,7 +94,10 @@ def surface(
             x, y, shown, levels=level_values, cmap=cmap, norm=norm, extend="both"
         )
         ax.contour(x, y, shown, levels=level_values[::3], colors="k", linewidths=0.4, alpha=0.5)
-        fig.colorbar(mappable, ax=ax, label="loss")
+        spacing = np.geomspace if isinstance(norm, colors.LogNorm) else np.linspace
+        bar = fig.colorbar(mappable, ax=ax, label="loss", format="%.3g")
+        bar.set_ticks(spacing(norm.vmin, norm.vmax, 6))
+        bar.minorticks_off()
         ax.plot([0], [0], marker="+", color="w", ms=10, mew=1.5)
         ax.set_xlabel(r"$\alpha_1$")
         ax.set_ylabel(r"$\alpha_2$")
@@ -109,5 +112,5 @@ def surface(
 def _figure_axes(ax: Axes | None) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=(4.5, 3.6), layout="constrained")
+    fig = Figure(figsize=(5.0, 4.0), layout="constrained")
     return fig, fig.add_subplot()
