@@ -118,7 +118,7 @@ def test_several_batches_weighted_mean_and_spread():
 def test_non_finite_values_are_recorded(mode):
     model, x, y = linear_problem(3)
     dirs = tl.random_directions(model, n=2, seed=0)
-    w0 = float(model.weight[0, 0])
+    w0 = float(model.weight[0, 0].detach())
 
     def loss_fn(m, batch):
         loss = MSE(m, batch)

@@ -6,23 +6,29 @@ tree and persistence, metrics and pictures come out.
 
 __version__ = "0.1.0"
 
-from . import examples, plot
+from . import examples, plot, topology
 from .directions import Directions, random_directions
 from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
 from .loss import supervised
 from .sampling import sample
+from .topology import MergeTree, merge_tree, merge_tree_from_points, split_tree
 
 __all__ = [
     "examples",
     "plot",
     "Directions",
     "HessianSpectrum",
+    "MergeTree",
     "Landscape",
     "hessian_directions",
     "hessian_spectrum",
     "load",
+    "merge_tree",
+    "merge_tree_from_points",
     "random_directions",
     "sample",
+    "split_tree",
     "supervised",
+    "topology",
 ]

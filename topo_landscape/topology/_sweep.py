@@ -1,0 +1,247 @@
+"""The union-find sweep behind the merge tree, compiled with numba (cached on disk).
+
+Samples are visited in order of value (ties by index, non-finite last). A sample with no
+visited neighbour starts a component (a minimum); one whose visited neighbours lie in several
+components joins them (a saddle): the component with the lowest minimum survives, the others
+die there (the elder rule).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True)
+def _find(parent, x):
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:
+        nxt = parent[x]
+        parent[x] = root
+        x = nxt
+    return root
+
+
+@numba.njit(cache=True)
+def _visit(
+    v,
+    roots,
+    n_roots,
+    parent,
+    size,
+    oldest,
+    head,
+    rank,
+    owner,
+    survivor,
+    dies_at,
+    merged_into,
+    node_parent,
+):
+    """Process sample v whose visited neighbours lie in components ``roots[:n_roots]``."""
+    if n_roots == 0:  # a minimum
+        parent[v] = v
+        size[v] = 1
+        oldest[v] = v
+        head[v] = v
+        owner[v] = v
+        survivor[v] = v
+        return
+    if n_roots == 1:  # regular: v lies on the arc above its component's lowest node
+        r = roots[0]
+        parent[v] = r
+        size[r] += 1
+        owner[v] = head[r]
+        return
+    # a saddle: the component with the lowest (oldest) minimum survives
+    best = roots[0]
+    for i in range(1, n_roots):
+        if rank[oldest[roots[i]]] < rank[oldest[best]]:
+            best = roots[i]
+    elder = oldest[best]
+    for i in range(n_roots):
+        r = roots[i]
+        node_parent[head[r]] = v
+        if r != best:
+            dies_at[oldest[r]] = v
+            merged_into[oldest[r]] = elder
+    # union by size; the new root carries the survivor's identity and v as its lowest node
+    big = roots[0]
+    for i in range(1, n_roots):
+        if size[roots[i]] > size[big]:
+            big = roots[i]
+    total = 1
+    for i in range(n_roots):
+        total += size[roots[i]]
+        parent[roots[i]] = big
+    parent[v] = big
+    size[big] = total
+    oldest[big] = elder
+    head[big] = v
+    owner[v] = v
+    survivor[v] = elder
+
+
+def _state(N):
+    return (
+        np.full(N, -1, np.int64),  # parent (union-find; -1 = not visited yet)
+        np.zeros(N, np.int64),  # size
+        np.full(N, -1, np.int64),  # oldest: a root's oldest minimum
+        np.full(N, -1, np.int64),  # head: a root's lowest tree node (last minimum or saddle)
+        np.full(N, -1, np.int64),  # owner: the tree node whose arc holds each sample
+        np.full(N, -1, np.int64),  # survivor: for a node, the minimum whose branch it lies on
+        np.full(N, -1, np.int64),  # dies_at: for a minimum, the saddle where its branch ends
+        np.full(N, -1, np.int64),  # merged_into: for a minimum, the elder branch's minimum
+        np.full(N, -1, np.int64),  # node_parent: for a node, the node above it
+    )
+
+
+@numba.njit(cache=True)
+def _sweep_grid(
+    order,
+    rank,
+    shape,
+    offsets,
+    parent,
+    size,
+    oldest,
+    head,
+    owner,
+    survivor,
+    dies_at,
+    merged_into,
+    node_parent,
+):
+    n = shape.size
+    strides = np.ones(n, np.int64)
+    for d in range(n - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    coords = np.empty(n, np.int64)
+    roots = np.empty(offsets.shape[0], np.int64)
+    for t in range(order.size):
+        v = order[t]
+        rem = v
+        for d in range(n):
+            coords[d] = rem // strides[d]
+            rem -= coords[d] * strides[d]
+        n_roots = 0
+        for k in range(offsets.shape[0]):
+            u = 0
+            inside = True
+            for d in range(n):
+                c = coords[d] + offsets[k, d]
+                if c < 0 or c >= shape[d]:
+                    inside = False
+                    break
+                u += c * strides[d]
+            if not inside or parent[u] < 0:
+                continue
+            r = _find(parent, u)
+            seen = False
+            for i in range(n_roots):
+                if roots[i] == r:
+                    seen = True
+                    break
+            if not seen:
+                roots[n_roots] = r
+                n_roots += 1
+        _visit(
+            v,
+            roots,
+            n_roots,
+            parent,
+            size,
+            oldest,
+            head,
+            rank,
+            owner,
+            survivor,
+            dies_at,
+            merged_into,
+            node_parent,
+        )
+
+
+@numba.njit(cache=True)
+def _sweep_csr(
+    order,
+    rank,
+    indptr,
+    indices,
+    parent,
+    size,
+    oldest,
+    head,
+    owner,
+    survivor,
+    dies_at,
+    merged_into,
+    node_parent,
+):
+    max_degree = 0
+    for v in range(indptr.size - 1):
+        max_degree = max(max_degree, indptr[v + 1] - indptr[v])
+    roots = np.empty(max(max_degree, 1), np.int64)
+    for t in range(order.size):
+        v = order[t]
+        n_roots = 0
+        for j in range(indptr[v], indptr[v + 1]):
+            u = indices[j]
+            if parent[u] < 0:
+                continue
+            r = _find(parent, u)
+            seen = False
+            for i in range(n_roots):
+                if roots[i] == r:
+                    seen = True
+                    break
+            if not seen:
+                roots[n_roots] = r
+                n_roots += 1
+        _visit(
+            v,
+            roots,
+            n_roots,
+            parent,
+            size,
+            oldest,
+            head,
+            rank,
+            owner,
+            survivor,
+            dies_at,
+            merged_into,
+            node_parent,
+        )
+
+
+@numba.njit(cache=True)
+def _components(parent):
+    out = np.empty(parent.size, np.int64)
+    for v in range(parent.size):
+        out[v] = _find(parent, v)
+    return out
+
+
+def sweep(order: np.ndarray, *, shape=None, offsets=None, indptr=None, indices=None) -> dict:
+    """Run the sweep over a grid stencil (shape, offsets) or a CSR graph (indptr, indices)."""
+    N = order.size
+    rank = np.empty(N, np.int64)
+    rank[order] = np.arange(N)
+    state = _state(N)
+    if shape is not None:
+        _sweep_grid(order, rank, np.asarray(shape, np.int64), np.ascontiguousarray(offsets), *state)
+    else:
+        _sweep_csr(order, rank, indptr.astype(np.int64), indices.astype(np.int64), *state)
+    parent, _, _, _, owner, survivor, dies_at, merged_into, node_parent = state
+    return {
+        "rank": rank,
+        "component": _components(parent),
+        "owner": owner,
+        "survivor": survivor,
+        "dies_at": dies_at,
+        "merged_into": merged_into,
+        "node_parent": node_parent,
+    }

@@ -1,0 +1,169 @@
+"""H0 persistence of a merge tree: features, diagrams, distances, and a cross-check with gudhi."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ..landscape import Landscape
+from .merge_tree import MergeTree
+
+
+def features(tree: MergeTree, *, top: int = 3) -> dict:
+    """Scalar topological features of a landscape, one flat dict (a row of a table).
+
+    Keys (``minima`` reads ``maxima`` for a split tree):
+
+    - ``n_samples``, ``n_components`` (connected parts of the graph), ``n_minima`` (branches),
+      ``n_saddles`` (distinct saddle samples).
+    - ``global_min``, ``global_max``, ``loss_range`` over the finite samples; ``n_nonfinite``.
+    - ``total_persistence``, ``max_persistence``, ``mean_persistence`` and
+      ``persistence_entropy`` (Shannon entropy, in nats, of persistence / total) over the
+      finite pairs.
+    - ``smad``: the saddle-minimum average distance of Xie et al. 2024 -- the mean loss gap
+      between each minimum and the saddle where its basin merges (the mean finite
+      persistence); ``smad_normalized`` divides by ``loss_range``; ``smad_weighted`` weights
+      each gap by its basin's size.
+    - ``basin_{i}_size`` (fraction of the samples in the basin's sub-tree), ``basin_{i}_depth``
+      (persistence; for the main basin, loss range of its component) and
+      ``basin_{i}_mean_loss``, for the ``top`` largest basins (i = 1 is the main basin).
+    - Shape, for the "funnel" against "bowl" reading of Geniesse et al. 2024:
+      ``main_basin_fraction`` (samples that belong to no sub-basin of the main one: high for a
+      funnel) and ``relative_depth_2`` (deepest sub-basin's persistence / main depth: high for
+      a rough, bowl-like landscape with deep secondary minima).
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> x = np.linspace(-2, 2, 81)
+    >>> tree = tl.merge_tree(tl.Landscape(axes=[x], values=(x**2 - 1) ** 2 + 0.1 * x))
+    >>> f = tree.features(); f["n_minima"], round(f["max_persistence"], 2)
+    (2, 0.9)
+    """
+    b = tree.branches
+    word = "maxima" if tree.kind == "split" else "minima"
+    values = tree.values
+    finite = np.isfinite(values)
+    lo, hi = float(values[finite].min()), float(values[finite].max())
+    pers = b.persistence
+    has_end = np.isfinite(pers) & (b.parent >= 0)
+    p = pers[has_end]
+    total = float(p.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = p / total if total > 0 else np.zeros(0)
+        entropy = float(-(shares * np.log(shares)).sum()) if shares.size > 1 else 0.0
+    out = {
+        "n_samples": int(tree.n_samples),
+        "n_nonfinite": int((~finite).sum()),
+        "n_components": int((b.parent < 0).sum()),
+        f"n_{word}": int(len(b)),
+        "n_saddles": int(np.unique(b.saddle[b.saddle >= 0]).size),
+        "global_min": lo,
+        "global_max": hi,
+        "loss_range": hi - lo,
+        "total_persistence": total,
+        "max_persistence": float(p.max()) if p.size else 0.0,
+        "mean_persistence": float(p.mean()) if p.size else 0.0,
+        "persistence_entropy": entropy,
+        "smad": float(p.mean()) if p.size else 0.0,
+        "smad_normalized": float(p.mean()) / (hi - lo) if p.size and hi > lo else 0.0,
+        "smad_weighted": float((p * b.size[has_end]).sum() / b.size[has_end].sum())
+        if p.size
+        else 0.0,
+    }
+    depth = np.where(has_end, pers, 0.0)
+    for i in np.flatnonzero(b.parent < 0):  # a main basin is as deep as its component's range
+        in_component = tree.component == tree.component[b.minimum[i]]
+        vals = values[in_component & finite]
+        depth[i] = float(np.abs(vals.max() - vals.min())) if vals.size else 0.0
+    by_size = np.lexsort((-depth, -b.size))
+    for rank in range(top):
+        if rank < len(by_size):
+            i = by_size[rank]
+            size, d, mean = b.size[i] / tree.n_samples, depth[i], b.mean_loss[i]
+        else:
+            size, d, mean = 0.0, 0.0, float("nan")
+        out[f"basin_{rank + 1}_size"] = float(size)
+        out[f"basin_{rank + 1}_depth"] = float(d)
+        out[f"basin_{rank + 1}_mean_loss"] = float(mean)
+    main = int(np.argmax(b.size))
+    out["main_basin_fraction"] = float(np.mean(tree.labels == main))
+    out["relative_depth_2"] = float(p.max() / depth[main]) if p.size and depth[main] > 0 else 0.0
+    return out
+
+
+def diagram(tree: MergeTree, *, essential: bool = True) -> np.ndarray:
+    """ndarray of shape (m, 2): the H0 diagram (birth, death); without the infinite pairs if
+    ``essential=False``. A split tree's pairs are given as (-birth, -death), so that both trees'
+    diagrams lie above the diagonal like gudhi's."""
+    pairs = tree.pairs if tree.kind == "join" else -tree.pairs
+    return pairs if essential else pairs[np.isfinite(pairs[:, 1])]
+
+
+def diagram_distance(
+    a: MergeTree | np.ndarray,
+    b: MergeTree | np.ndarray,
+    metric: Literal["bottleneck", "wasserstein"] = "bottleneck",
+    *,
+    order: float = 1.0,
+) -> float:
+    """Distance between two H0 diagrams (of two checkpoints, seeds or models), through gudhi.
+
+    Essential pairs are compared by their births (both diagrams must have as many of them).
+
+    Parameters
+    ----------
+    a, b : MergeTree or ndarray of shape (m, 2)
+    metric : {"bottleneck", "wasserstein"}
+    order : float
+        The Wasserstein order q (internal ground metric: L-infinity).
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> d1 = np.array([[0.0, np.inf], [1.0, 2.0]]); d2 = np.array([[0.0, np.inf], [1.0, 2.5]])
+    >>> tl.topology.diagram_distance(d1, d2)
+    0.5
+    """
+    import gudhi
+    import gudhi.hera
+
+    da = diagram(a) if isinstance(a, MergeTree) else np.asarray(a, dtype=float)
+    db = diagram(b) if isinstance(b, MergeTree) else np.asarray(b, dtype=float)
+    for name, d in (("a", da), ("b", db)):
+        if d.ndim != 2 or d.shape[1] != 2:
+            raise ValueError(f"{name}: expected a diagram of shape (m, 2); got {d.shape}")
+    if metric == "bottleneck":
+        return float(gudhi.bottleneck_distance(da, db))  # exact (hera's default is 1% off)
+    if metric == "wasserstein":
+        return float(
+            gudhi.hera.wasserstein_distance(da, db, order=order, internal_p=np.inf, delta=1e-9)
+        )
+    raise ValueError(f"metric: expected 'bottleneck' or 'wasserstein'; got {metric!r}")
+
+
+def gudhi_pairs(values: np.ndarray | Landscape) -> np.ndarray:
+    """H0 pairs of gudhi's cubical complex over grid values (the 2n-neighbour stencil).
+
+    Returns ndarray of shape (m, 2), sorted, without zero-persistence pairs: what
+    ``merge_tree(..., connectivity="axis").pairs`` equals.
+    """
+    import gudhi
+
+    grid = values.values if isinstance(values, Landscape) else np.asarray(values, dtype=float)
+    grid = np.where(np.isfinite(grid), grid, np.inf)
+    complex_ = gudhi.CubicalComplex(vertices=grid)
+    pairs = [pair for dim, pair in complex_.persistence() if dim == 0]
+    out = np.array(pairs, dtype=float).reshape(-1, 2)
+    return out[np.lexsort((out[:, 1], out[:, 0]))]
+
+
+def agrees_with_gudhi(landscape: Landscape | np.ndarray) -> bool:
+    """True when the axis-stencil merge tree's H0 pairs equal gudhi's cubical ones exactly."""
+    from .merge_tree import merge_tree
+
+    ours = merge_tree(landscape, connectivity="axis").pairs
+    ours = ours[np.lexsort((ours[:, 1], ours[:, 0]))]
+    theirs = gudhi_pairs(landscape)
+    return ours.shape == theirs.shape and bool(np.array_equal(ours, theirs))
