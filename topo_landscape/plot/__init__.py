@@ -1,5 +1,18 @@
 """Pictures: each function returns a matplotlib Figure and never touches global pyplot state."""
 
-from .surface import surface
+from .compare import compare, paper_style
+from .diagrams import diagram, merge_tree
+from .profile import Basin, profile, profile_layout
+from .surface import surface, surface_html
 
-__all__ = ["surface"]
+__all__ = [
+    "Basin",
+    "compare",
+    "diagram",
+    "merge_tree",
+    "paper_style",
+    "profile",
+    "profile_layout",
+    "surface",
+    "surface_html",
+]

@@ -1,6 +1,11 @@
-"""Landscape pictures: a line for n = 1, filled contours for n = 2, central slices for n >= 3."""
+"""Landscape pictures: a line (n = 1), contours / heat map / 3D surface (n = 2), slices (n >= 3),
+and a self-contained interactive HTML surface."""
 
 from __future__ import annotations
+
+import itertools
+import os
+from typing import Literal
 
 import numpy as np
 from matplotlib import colors
@@ -8,34 +13,45 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..landscape import Landscape
+from ._common import figure_axes, shared_norm
+
+Kind = Literal["contour", "heatmap", "surface3d"]
 
 
 def surface(
     landscape: Landscape,
     *,
+    kind: Kind = "contour",
     ax: Axes | None = None,
     log: bool = False,
     levels: int = 30,
     cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
     norm: colors.Normalize | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Draw a landscape: a line (n = 1, with a +-spread band), filled contours (n = 2), or the
-    slice through the centre along the first two axes (n >= 3).
+    """Draw a landscape.
+
+    n = 1: the loss along the axis, with a +-spread band when several batches were averaged.
+    n = 2: filled contours (``kind="contour"``), a heat map (``"heatmap"``) or a 3D surface
+    (``"surface3d"``). n >= 3: one panel per pair of axes, each the 2D slice through the centre
+    of the others, all on one colour scale (only the first pair when ``ax`` is given).
 
     Parameters
     ----------
     landscape : Landscape
+    kind : {"contour", "heatmap", "surface3d"}
     ax : matplotlib Axes, optional
-        Draw into it; a new Figure otherwise.
+        Draw into it (a 3D Axes for ``"surface3d"``); a new Figure otherwise.
     log : bool
         Logarithmic loss scale.
     levels : int
-        Number of contour levels.
+        Contour levels.
     cmap : str
         A sequential colour map.
-    norm : matplotlib.colors.Normalize, optional
-        A fixed colour scale, to share one scale between figures that are compared.
+    vmin, vmax, norm
+        A fixed colour scale, to share it between figures that are compared.
     title : str, optional
 
     Returns
@@ -47,70 +63,164 @@ def surface(
     >>> import numpy as np, topo_landscape as tl
     >>> a = np.linspace(-1, 1, 21)
     >>> fig = tl.plot.surface(tl.Landscape(axes=[a, a], values=np.add.outer(a**2, a**2)))
-    >>> len(fig.axes)
+    >>> len(fig.axes)  # the plot and its colour bar
     2
     """
     if not isinstance(landscape, Landscape):
         raise TypeError(f"landscape: expected a Landscape; got {type(landscape).__name__}")
-    fig, ax = _figure_axes(ax)
-    values = landscape.values
-    if landscape.ndim >= 3:
-        centre = tuple(len(a) // 2 for a in landscape.axes[2:])
-        values = values[(slice(None), slice(None), *centre)]
+    if kind not in ("contour", "heatmap", "surface3d"):
+        raise ValueError(f"kind: expected 'contour', 'heatmap' or 'surface3d'; got {kind!r}")
     if landscape.ndim == 1:
-        x = landscape.axes[0]
-        ax.plot(x, values, color="C0", lw=1.5)
-        if landscape.spread is not None:
-            ax.fill_between(
-                x,
-                values - landscape.spread,
-                values + landscape.spread,
-                color="C0",
-                alpha=0.25,
-                lw=0,
-                label="± spread across batches",
-            )
-            ax.legend(frameon=False)
-        ax.set_xlabel(r"$\alpha_1$")
-        ax.set_ylabel("loss")
-        if log:
-            ax.set_yscale("log")
+        fig, ax = figure_axes(ax, size=(5.0, 3.5))
+        _line(ax, landscape, log)
     else:
-        finite = values[np.isfinite(values)]
-        if norm is None and finite.size:
-            lo, hi = float(finite.min()), float(finite.max())
-            if log:
-                norm = colors.LogNorm(max(lo, np.finfo(float).tiny), hi)
-            else:
-                norm = colors.Normalize(lo, hi if hi > lo else lo + 1.0)
-        x, y = landscape.axes[0], landscape.axes[1]
-        shown = np.ma.masked_invalid(values.T)
-        level_values = (
-            np.geomspace(norm.vmin, norm.vmax, levels)
-            if isinstance(norm, colors.LogNorm)
-            else np.linspace(norm.vmin, norm.vmax, levels)
+        pairs = list(itertools.combinations(range(landscape.ndim), 2))
+        if ax is not None:
+            pairs = pairs[:1]
+        slices = [_central_slice(landscape, i, j) for i, j in pairs]
+        norm = shared_norm(slices, vmin=vmin, vmax=vmax, norm=norm, log=log)
+        if ax is not None:
+            fig, axes = ax.figure, [ax]
+        else:
+            cols = min(len(pairs), 3)
+            rows = -(-len(pairs) // cols)
+            fig = Figure(figsize=(4.6 * cols, 3.8 * rows), layout="constrained")
+            projection = "3d" if kind == "surface3d" else None
+            axes = [
+                fig.add_subplot(rows, cols, k + 1, projection=projection) for k in range(len(pairs))
+            ]
+        mappable = None
+        for a, (i, j), values in zip(axes, pairs, slices):
+            mappable = _plane(
+                a, landscape.axes[i], landscape.axes[j], values, kind, norm, cmap, levels
+            )
+            a.set_xlabel(rf"$\alpha_{{{i + 1}}}$")
+            a.set_ylabel(rf"$\alpha_{{{j + 1}}}$")
+            if landscape.ndim > 2:
+                a.set_title(f"slice through the centre ({i + 1}, {j + 1})", fontsize="small")
+        spacing = np.geomspace if isinstance(norm, colors.LogNorm) else np.linspace
+        bar = fig.colorbar(mappable, ax=axes, label="loss", format="%.3g", shrink=0.9)
+        bar.set_ticks(spacing(norm.vmin, norm.vmax, 6))
+        bar.minorticks_off()
+        ax = axes[0]
+    if title:
+        (fig.suptitle if landscape.ndim > 2 and len(fig.axes) > 2 else ax.set_title)(title)
+    return fig
+
+
+def _central_slice(land: Landscape, i: int, j: int) -> np.ndarray:
+    """The 2D slice along axes i and j, the others at their centre: (len_i, len_j)."""
+    index = [len(a) // 2 for a in land.axes]
+    index[i] = index[j] = slice(None)
+    return land.values[tuple(index)]
+
+
+def _line(ax: Axes, land: Landscape, log: bool) -> None:
+    x, values = land.axes[0], land.values
+    ax.plot(x, values, color="C0", lw=1.5)
+    if land.spread is not None:
+        ax.fill_between(
+            x,
+            values - land.spread,
+            values + land.spread,
+            color="C0",
+            alpha=0.25,
+            lw=0,
+            label="± spread across batches",
         )
+        ax.legend(frameon=False)
+    ax.set_xlabel(r"$\alpha_1$")
+    ax.set_ylabel("loss")
+    if log:
+        ax.set_yscale("log")
+
+
+def _plane(ax, x, y, values, kind, norm, cmap, levels):
+    shown = np.ma.masked_invalid(values.T)
+    if kind == "heatmap":
+        mappable = ax.pcolormesh(x, y, shown, cmap=cmap, norm=norm, shading="nearest")
+        ax.set_aspect("equal")
+    elif kind == "surface3d":
+        X, Y = np.meshgrid(x, y)
+        Z = np.where(np.isfinite(values.T), values.T, np.nan)
+        height = np.log10(Z) if isinstance(norm, colors.LogNorm) else Z
+        mappable = ax.plot_surface(
+            X,
+            Y,
+            height,
+            facecolors=_rgba(cmap, norm, Z),
+            linewidth=0,
+            antialiased=True,
+            shade=False,
+        )
+        mappable = _scalar_mappable(cmap, norm)
+        ax.set_zlabel("log10 loss" if isinstance(norm, colors.LogNorm) else "loss")
+    else:
+        spacing = np.geomspace if isinstance(norm, colors.LogNorm) else np.linspace
+        level_values = spacing(norm.vmin, norm.vmax, levels)
         mappable = ax.contourf(
             x, y, shown, levels=level_values, cmap=cmap, norm=norm, extend="both"
         )
         ax.contour(x, y, shown, levels=level_values[::3], colors="k", linewidths=0.4, alpha=0.5)
-        spacing = np.geomspace if isinstance(norm, colors.LogNorm) else np.linspace
-        bar = fig.colorbar(mappable, ax=ax, label="loss", format="%.3g")
-        bar.set_ticks(spacing(norm.vmin, norm.vmax, 6))
-        bar.minorticks_off()
         ax.plot([0], [0], marker="+", color="w", ms=10, mew=1.5)
-        ax.set_xlabel(r"$\alpha_1$")
-        ax.set_ylabel(r"$\alpha_2$")
         ax.set_aspect("equal")
-        if landscape.ndim >= 3:
-            ax.set_title("slice through the centre", fontsize="small")
+    return mappable
+
+
+def _rgba(cmap, norm, values):
+    import matplotlib
+
+    return matplotlib.colormaps[cmap](norm(np.ma.masked_invalid(values)))
+
+
+def _scalar_mappable(cmap, norm):
+    from matplotlib.cm import ScalarMappable
+
+    return ScalarMappable(norm=norm, cmap=cmap)
+
+
+def surface_html(
+    landscape: Landscape, path: str | os.PathLike, *, log: bool = False, title: str | None = None
+) -> str:
+    """Write a self-contained interactive 3D surface (plotly; plotly.js embedded, no network).
+
+    n = 1 gives a line, n >= 3 the slice through the centre along the first two axes. Needs the
+    optional dependency plotly (``pip install "topo_landscape[interactive]"``).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    try:
+        import plotly.graph_objects as go
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "surface_html needs plotly: pip install 'topo_landscape[interactive]'"
+        ) from err
+    if not isinstance(landscape, Landscape):
+        raise TypeError(f"landscape: expected a Landscape; got {type(landscape).__name__}")
+    path = os.fspath(path)
+    if landscape.ndim == 1:
+        fig = go.Figure(go.Scatter(x=landscape.axes[0], y=landscape.values, mode="lines"))
+        fig.update_yaxes(type="log" if log else "linear", title="loss")
+    else:
+        values = _central_slice(landscape, 0, 1).T
+        z = np.log10(values) if log else values
+        fig = go.Figure(
+            go.Surface(
+                x=landscape.axes[0],
+                y=landscape.axes[1],
+                z=np.where(np.isfinite(z), z, None),
+                colorscale="Viridis",
+            )
+        )
+        fig.update_layout(
+            scene=dict(
+                xaxis_title="α1", yaxis_title="α2", zaxis_title="log10 loss" if log else "loss"
+            )
+        )
     if title:
-        ax.set_title(title)
-    return fig
-
-
-def _figure_axes(ax: Axes | None) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    fig = Figure(figsize=(5.0, 4.0), layout="constrained")
-    return fig, fig.add_subplot()
+        fig.update_layout(title=title)
+    fig.write_html(path, include_plotlyjs=True, full_html=True)
+    return path

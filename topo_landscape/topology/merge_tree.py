@@ -150,6 +150,18 @@ class MergeTree:
         keep = ~(self.persistence < threshold)
         return _reduce(self, keep)
 
+    def top(self, k: int) -> MergeTree:
+        """A new tree keeping only the ``k`` most persistent branches (ties: the older one).
+
+        Parents are at least as persistent as their children and older, so the kept set is
+        closed under parents, as in :meth:`simplify`. Every essential branch is kept.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k: expected a positive integer; got {k!r}")
+        keep = np.zeros(len(self.branches), bool)
+        keep[np.argsort(-self.persistence, kind="stable")[:k]] = True
+        return _reduce(self, keep)
+
 
 # --- construction ------------------------------------------------------------------------------
 

@@ -1,0 +1,144 @@
+import re
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib import colors
+from matplotlib.figure import Figure
+
+import topo_landscape as tl
+
+
+def bowl(n, size=9, seed=0):
+    rng = np.random.default_rng(seed)
+    axes = [np.linspace(-1, 1, size)] * n
+    mesh = np.meshgrid(*axes, indexing="ij")
+    values = sum(m**2 for m in mesh) + 0.3 * np.sin(6 * mesh[0]) + 0.02 * rng.random(mesh[0].shape)
+    return tl.Landscape(axes=axes, values=values + 0.5)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_every_picture_is_a_figure_for_1d_to_4d(n):
+    land = bowl(n, size=9 if n < 4 else 5)
+    tree = tl.merge_tree(land)
+    assert isinstance(tl.plot.surface(land), Figure)
+    assert isinstance(tl.plot.surface(land, kind="heatmap", log=True), Figure)
+    assert isinstance(tl.plot.profile(tree, log=True), Figure)
+    assert isinstance(tl.plot.diagram(tree), Figure)
+    assert isinstance(tl.plot.diagram(tree, kind="barcode"), Figure)
+    assert isinstance(tl.plot.merge_tree(tree), Figure)
+    assert isinstance(tl.plot.compare([tree, tree], ["a", "b"]), Figure)
+    assert isinstance(tl.plot.compare([land, land]), Figure)
+    if n >= 2:
+        assert isinstance(tl.plot.surface(land, kind="surface3d"), Figure)
+    if n >= 3:  # one panel per pair of axes, plus the colour bar
+        assert len(tl.plot.surface(land).axes) == n * (n - 1) // 2 + 1
+
+
+def wells(x, depths, centres):
+    return 2.0 - sum(d * np.exp(-((x - c) ** 2) / (2 * 0.1**2)) for d, c in zip(depths, centres))
+
+
+def test_profile_geometry():
+    x = np.linspace(0, 6, 601)
+    depths = [1.0, 0.5, 0.3, 0.1, 0.05]
+    tree = tl.merge_tree(tl.Landscape(axes=[x], values=wells(x, depths, [1, 2, 3, 4, 5])))
+    basins = tl.plot.profile_layout(tree)
+    b = tree.branches
+    assert sorted(basin.branch for basin in basins) == list(range(len(b)))
+    for basin in basins:
+        assert basin.width == pytest.approx(b.size[basin.branch])  # width = samples in sub-tree
+        assert basin.floor == b.birth[basin.branch]
+        if b.parent[basin.branch] >= 0:
+            assert basin.depth == pytest.approx(b.persistence[basin.branch])  # depth = persistence
+            parent = next(p for p in basins if p.branch == b.parent[basin.branch])
+            assert parent.left <= basin.left and basin.right <= parent.right  # nested
+        else:
+            assert basin.rim == pytest.approx(tree.values.max())
+        assert basin.outline[:, 1].min() == pytest.approx(basin.floor)
+        assert basin.outline[:, 1].max() == pytest.approx(basin.rim)
+        assert basin.outline[0, 0] == basin.left and basin.outline[-1, 0] == basin.right
+    fig = tl.plot.profile(tree)
+    patches = [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("basin-")]
+    assert len(patches) == len(b)
+    minima = [c for c in fig.axes[0].collections if c.get_gid() == "minima"][0]
+    assert len(minima.get_offsets()) == len(b)
+    saddles = [c for c in fig.axes[0].collections if c.get_gid() == "saddles"][0]
+    assert len(saddles.get_offsets()) == len(b) - 1
+    # fewer basins on request: the most persistent ones
+    fig = tl.plot.profile(tree, max_basins=3)
+    assert sum((p.get_gid() or "").startswith("basin-") for p in fig.axes[0].patches) == 3
+    assert len(tl.plot.profile_layout(tree, threshold=0.2)) == 3
+    # the layout is deterministic
+    again = tl.plot.profile_layout(tree)
+    assert all(np.array_equal(a.outline, c.outline) for a, c in zip(basins, again))
+
+
+def test_profile_width_at_each_height_counts_the_samples_below_it():
+    values = np.array([3.0, 1.0, 0.0, 2.0, 4.0])  # one basin: width at y = #samples <= y
+    tree = tl.merge_tree(values)
+    (basin,) = tl.plot.profile_layout(tree)
+    outline = basin.outline
+    for y in [0.0, 1.0, 2.0, 3.0, 4.0]:
+        xs = outline[np.isclose(outline[:, 1], y), 0]
+        assert xs.max() - xs.min() == pytest.approx(np.sum(values <= y))
+
+
+def test_a_fixed_colour_scale_is_honoured():
+    x = np.linspace(0, 6, 301)
+    tree = tl.merge_tree(tl.Landscape(axes=[x], values=wells(x, [1.0, 0.5], [2, 4])))
+    norm = colors.Normalize(0.0, 10.0)
+    fig = tl.plot.profile(tree, norm=norm)
+    cmap = matplotlib.colormaps["viridis"]
+    for patch in fig.axes[0].patches:
+        branch = int(patch.get_gid().split("-")[1])
+        expected = cmap(norm(tree.branches.mean_loss[branch]))
+        np.testing.assert_allclose(patch.get_facecolor(), expected)
+    fig = tl.plot.profile(tree, vmin=1.0, vmax=3.0)
+    bar = fig.axes[1]
+    assert bar.get_ylim() == pytest.approx((1.0, 3.0))
+    land = bowl(2)
+    fig = tl.plot.surface(land, vmin=0.0, vmax=5.0)
+    assert fig.axes[1].get_ylim() == pytest.approx((0.0, 5.0))
+    # compare: one scale over all panels
+    a, b = tl.merge_tree(bowl(2)), tl.merge_tree(bowl(2, seed=1))
+    fig = tl.plot.compare([a, b])
+    lows = [basin.mean_loss for t in (a, b) for basin in tl.plot.profile_layout(t)]
+    assert fig.axes[-1].get_ylim() == pytest.approx((min(lows), max(lows)))
+    assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
+
+
+def test_html_surface_is_self_contained(tmp_path):
+    pytest.importorskip("plotly")
+    path = tl.plot.surface_html(bowl(2), tmp_path / "s.html")
+    html = open(path, encoding="utf-8").read()
+    assert "Plotly.newPlot" in html or "plotly" in html.lower()
+    assert not re.search(r"<script[^>]*\bsrc=", html)  # plotly.js is inline
+    assert not re.search(r"<link[^>]*\bhref=", html)
+    assert len(html) > 1_000_000  # the library itself is embedded
+
+
+def test_vector_output_and_paper_style(tmp_path):
+    before = dict(matplotlib.rcParams)
+    with tl.plot.paper_style():
+        fig = tl.plot.profile(tl.merge_tree(bowl(2)))
+        assert matplotlib.rcParams["font.size"] == 8.0
+        fig.savefig(tmp_path / "p.pdf")
+        fig.savefig(tmp_path / "p.svg")
+    assert dict(matplotlib.rcParams) == before  # no global state left behind
+    assert (tmp_path / "p.pdf").read_bytes()[:4] == b"%PDF"
+    assert "<svg" in (tmp_path / "p.svg").read_text()
+
+
+def test_bad_input():
+    land = bowl(2)
+    with pytest.raises(ValueError, match="kind: expected"):
+        tl.plot.surface(land, kind="pie")
+    with pytest.raises(TypeError, match="tree: expected a MergeTree"):
+        tl.plot.profile(land)
+    with pytest.raises(ValueError, match="log: a log axis needs positive losses"):
+        tl.plot.profile(tl.merge_tree(land.values - 10), log=True)
+    with pytest.raises(ValueError, match="k: expected a positive integer"):
+        tl.plot.profile(tl.merge_tree(land), max_basins=0)
+    with pytest.raises(ValueError, match="labels: expected 2 labels"):
+        tl.plot.compare([land, land], ["one"])

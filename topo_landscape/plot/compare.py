@@ -1,0 +1,125 @@
+"""Side-by-side figures on one colour scale, and a style for papers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from ..landscape import Landscape
+from ..topology.merge_tree import MergeTree
+from ._common import shared_norm
+from .profile import profile, profile_layout
+from .surface import _central_slice, _line, _plane
+
+
+def compare(
+    items: Sequence[MergeTree | Landscape],
+    labels: Sequence[str] | None = None,
+    *,
+    log: bool = False,
+    cmap: str = "viridis",
+    ncols: int | None = None,
+    max_basins: int | None = None,
+) -> Figure:
+    """A grid of profiles (for MergeTrees) or surfaces (for Landscapes) on one colour scale and,
+    for profiles, one loss axis: the figure for comparing checkpoints, seeds or settings.
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> rng = np.random.default_rng(0)
+    >>> trees = [tl.merge_tree(rng.random((10, 10)) + k) for k in range(3)]
+    >>> fig = tl.plot.compare(trees, ["a", "b", "c"])
+    """
+    items = list(items)
+    if not items:
+        raise ValueError("items: expected at least one MergeTree or Landscape")
+    if labels is not None and len(labels) != len(items):
+        raise ValueError(f"labels: expected {len(items)} labels; got {len(labels)}")
+    trees = all(isinstance(x, MergeTree) for x in items)
+    if not trees and not all(isinstance(x, Landscape) for x in items):
+        raise TypeError("items: expected all MergeTrees (profiles) or all Landscapes (surfaces)")
+    ncols = ncols or min(len(items), 4)
+    nrows = -(-len(items) // ncols)
+    fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows), layout="constrained")
+    if trees:
+        layouts = [profile_layout(t, max_basins=max_basins) for t in items]
+        norm = shared_norm([[b.mean_loss for b in lay] for lay in layouts], log=log)
+        lo = min(b.floor for lay in layouts for b in lay)
+        hi = max(b.rim for lay in layouts for b in lay)
+    else:
+        pairs = [_central_slice(x, 0, 1) if x.ndim > 1 else x.values for x in items]
+        norm = shared_norm(pairs, log=log)
+    axes = []
+    for k, item in enumerate(items):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        axes.append(ax)
+        title = labels[k] if labels is not None else None
+        if trees:
+            profile(
+                item,
+                ax=ax,
+                log=log,
+                cmap=cmap,
+                norm=norm,
+                colorbar=False,
+                title=title,
+                max_basins=max_basins,
+            )
+            if log:
+                ax.set_ylim(lo / 1.1, hi * 1.1)
+            else:
+                pad = 0.04 * (hi - lo if hi > lo else 1.0)
+                ax.set_ylim(lo - pad, hi + pad)
+        else:
+            _surface_into(ax, item, norm, cmap, log, title)
+    from matplotlib.cm import ScalarMappable
+
+    label = "mean loss of basin" if trees else "loss"
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=label, shrink=0.9)
+    return fig
+
+
+def _surface_into(ax, land, norm, cmap, log, title):
+    if land.ndim == 1:
+        _line(ax, land, log)
+        ax.set_ylim(norm.vmin, norm.vmax)
+    else:
+        _plane(
+            ax, land.axes[0], land.axes[1], _central_slice(land, 0, 1), "contour", norm, cmap, 30
+        )
+    if title:
+        ax.set_title(title)
+
+
+@contextlib.contextmanager
+def paper_style(font_size: float = 8.0):
+    """Settings for figures that go into a paper (small serif-free fonts, thin lines, 300 dpi,
+    editable text in PDF/SVG), for the duration of a ``with`` block only.
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> with tl.plot.paper_style():
+    ...     fig = tl.plot.surface(tl.Landscape(axes=[np.linspace(-1, 1, 5)], values=np.arange(5.0)))
+    """
+    rc = {
+        "font.size": font_size,
+        "axes.titlesize": font_size,
+        "axes.labelsize": font_size,
+        "xtick.labelsize": font_size - 1,
+        "ytick.labelsize": font_size - 1,
+        "legend.fontsize": font_size - 1,
+        "lines.linewidth": 1.0,
+        "axes.linewidth": 0.6,
+        "savefig.dpi": 300,
+        "savefig.bbox": "tight",
+        "pdf.fonttype": 42,
+        "ps.fonttype": 42,
+        "svg.fonttype": "none",
+    }
+    with matplotlib.rc_context(rc):
+        yield
