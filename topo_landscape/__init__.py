@@ -12,6 +12,7 @@ from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
 from .loss import supervised
 from .sampling import sample
+from .series import Series, series
 from .topology import MergeTree, merge_tree, merge_tree_from_points, split_tree
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "merge_tree_from_points",
     "random_directions",
     "sample",
+    "series",
+    "Series",
     "split_tree",
     "supervised",
     "topology",

@@ -7,17 +7,13 @@ import os
 import sys
 import time
 
-EXAMPLES = """examples:
-  topo-landscape demo                         # writes demo_output/landscape.h5 and contour.png
-  topo-landscape demo --output figs --resolution 61 --device cuda
-"""
-
 
 def demo(
     output: str = "demo_output", *, device: str = "cpu", resolution: int = 41, seed: int = 0
 ) -> dict:
-    """Train a small classifier on built-in spirals, sample its 2D filter-normalised landscape,
-    write the landscape file and a contour picture; returns {name: path}."""
+    """Train a small classifier on built-in spirals; sample its 2D filter-normalised landscape
+    and a 3D landscape along the top Hessian eigenvectors; write the landscape files, contour
+    plots, profiles and the persistence diagram. Returns {file name: path}."""
     import torch
 
     import topo_landscape as tl
@@ -32,27 +28,39 @@ def demo(
     batch = (x.to(device), y.to(device))
     dirs = tl.random_directions(model, n=2, normalization="filter", seed=seed)
     land = tl.sample(model, loss_fn, batch, dirs, resolution=resolution, span=1.0)
-    paths = {
-        "landscape": os.path.join(output, "landscape.h5"),
-        "contour": os.path.join(output, "contour.png"),
-        "hessian_landscape": os.path.join(output, "landscape_hessian_3d.h5"),
-        "hessian_contour": os.path.join(output, "contour_hessian_3d.png"),
-    }
-    land.save(paths["landscape"])
-    fig = tl.plot.surface(land, log=True, title="two spirals MLP, filter-normalised")
-    fig.savefig(paths["contour"], dpi=150)
+    paths = {}
+
+    def save(name: str, fig) -> None:
+        paths[name] = os.path.join(output, name)
+        fig.savefig(paths[name], dpi=150)
+
     print(f"trained: loss {history[0]:.3f} -> {history[-1]:.3f} in {len(history)} Adam steps")
+    paths["landscape.h5"] = os.path.join(output, "landscape.h5")
+    land.save(paths["landscape.h5"])
     _report(land)
+    tree = tl.merge_tree(land)
+    save("contour.png", tl.plot.surface(land, log=True, title="two spirals MLP, filter-normalised"))
+    save("profile.png", tl.plot.profile(tree, log=True, title="topological landscape profile"))
+    save("diagram.png", tl.plot.diagram(tree, title="H0 persistence"))
 
     # the top-3 Hessian eigenvectors span a 3D landscape (Geniesse et al. 2024)
     hdirs = tl.hessian_directions(model, loss_fn, batch, n=3, seed=seed)
     span = 2.0 / float(abs(hdirs.eigenvalues[0])) ** 0.5  # the loss rises by ~2 along the top one
     land3 = tl.sample(model, loss_fn, batch, hdirs, resolution=min(resolution, 21), span=span)
-    land3.save(paths["hessian_landscape"])
-    fig = tl.plot.surface(land3, log=True, title="top-3 Hessian directions (central slice)")
-    fig.savefig(paths["hessian_contour"], dpi=150)
+    paths["landscape_hessian_3d.h5"] = os.path.join(output, "landscape_hessian_3d.h5")
+    land3.save(paths["landscape_hessian_3d.h5"])
     print("Hessian eigenvalues: " + ", ".join(f"{v:.3g}" for v in hdirs.eigenvalues))
     _report(land3)
+    tree3 = tl.merge_tree(land3)
+    save(
+        "contour_hessian_3d.png", tl.plot.surface(land3, log=True, title="top-3 Hessian directions")
+    )
+    save("profile_hessian_3d.png", tl.plot.profile(tree3, log=True, title="3D Hessian profile"))
+    features = tree3.features()
+    print(
+        f"3D Hessian landscape: {features['n_minima']} minima, {features['n_saddles']} saddles, "
+        f"max persistence {features['max_persistence']:.3g}"
+    )
     return paths
 
 
@@ -62,33 +70,366 @@ def _report(land) -> None:
     print(f"sampled {shape} = {land.values.size} points ({s['mode']} mode) in {s['seconds']:.2f} s")
 
 
-def main(argv: list[str] | None = None) -> int:
+COMMON_EXAMPLES = """examples:
+  topo-landscape demo --output demo_output
+  topo-landscape sample --factory mypkg.models:make --directions hessian --n 3 --resolution 21 \\
+      --output run.h5
+  topo-landscape sample --config sample.toml          # the same options from a file
+  topo-landscape analyze run.h5 --json features.json --pictures figs/
+  topo-landscape plot run.h5 --kind profile --log --output profile.pdf
+  topo-landscape series --factory mypkg.models:make --checkpoints ckpts/ --output series/
+  topo-landscape info run.h5
+
+A factory is "package.module:function" (or "path/to/file.py:function") returning
+(model, loss_fn, batches). A configuration file (TOML, or YAML with PyYAML installed) holds the
+same options as the flags, with underscores: resolution = 21, directions = "hessian", ...
+Flags given on the command line win over the file.
+"""
+
+
+def load_factory(spec: str):
+    """'package.module:function' or 'path/to/file.py:function' -> the function."""
+    import importlib
+    import importlib.util
+
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ValueError(f"factory: expected 'package.module:function'; got {spec!r}")
+    module_name, _, attr = spec.rpartition(":")
+    try:
+        if module_name.endswith(".py"):
+            if not os.path.isfile(module_name):
+                raise ValueError(f"factory: no such file {module_name!r}")
+            loader = importlib.util.spec_from_file_location("_topo_landscape_factory", module_name)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"factory: cannot import {module_name!r} ({err})") from None
+    if not hasattr(module, attr):
+        raise ValueError(f"factory: {module_name!r} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+def _built(spec: str):
+    made = load_factory(spec)()
+    if not (isinstance(made, tuple) and len(made) == 3):
+        raise ValueError(f"factory: {spec!r} must return (model, loss_fn, batches)")
+    return made
+
+
+def read_config(path: str) -> dict:
+    """A TOML or YAML file of options -> dict (keys with dashes or underscores)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"config: no such file {path!r}")
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(
+                f"config: reading {path!r} needs PyYAML; use TOML or pip install pyyaml"
+            ) from None
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    else:
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib
+        with open(path, "rb") as f:
+            try:
+                data = tomllib.load(f)
+            except tomllib.TOMLDecodeError as err:
+                raise ValueError(f"config: {path!r} is not valid TOML ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config: {path!r} must hold a table of options")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def _sample(args) -> None:
+    import topo_landscape as tl
+    from topo_landscape.series import load_checkpoint
+
+    model, loss_fn, batches = _built(args.factory)
+    if args.checkpoint:
+        load_checkpoint(model, args.checkpoint)
+    if args.device:
+        model = model.to(args.device)
+    normalization = None if args.normalization == "none" else args.normalization
+    if args.directions == "hessian":
+        dirs = tl.hessian_directions(
+            model,
+            loss_fn,
+            batches,
+            n=args.n,
+            seed=args.seed,
+            normalization=normalization if args.normalize_hessian else None,
+        )
+    else:
+        dirs = tl.random_directions(model, n=args.n, normalization=normalization, seed=args.seed)
+    land = tl.sample(
+        model,
+        loss_fn,
+        batches,
+        dirs,
+        resolution=args.resolution,
+        span=args.span,
+        mode=args.mode,
+        device=args.device,
+        out=args.output,
+    )
+    _report(land)
+    print(f"wrote {os.path.abspath(args.output)}")
+
+
+def _tree(args, land):
+    import topo_landscape as tl
+
+    tree = tl.merge_tree(land, graph=args.graph, connectivity=args.connectivity, k=args.k)
+    return tree.simplify(args.threshold) if args.threshold else tree
+
+
+def _analyze(args) -> None:
+    import json
+
+    import topo_landscape as tl
+
+    land = _load(args.landscape)
+    tree = _tree(args, land)
+    features = tree.features()
+    text = json.dumps(features, indent=2, default=float)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+        print(f"wrote {os.path.abspath(args.json)}")
+    else:
+        print(text)
+    if args.pictures:
+        os.makedirs(args.pictures, exist_ok=True)
+        log = bool(float(tree.branches.birth.min()) > 0)
+        for name, fig in [
+            ("profile.png", tl.plot.profile(tree, log=log)),
+            ("diagram.png", tl.plot.diagram(tree)),
+            ("merge_tree.png", tl.plot.merge_tree(tree)),
+            ("surface.png", tl.plot.surface(land, log=log)),
+        ]:
+            fig.savefig(os.path.join(args.pictures, name), dpi=150)
+        print(f"wrote pictures to {os.path.abspath(args.pictures)}")
+
+
+def _plot(args) -> None:
+    import topo_landscape as tl
+
+    land = _load(args.landscape)
+    if args.kind == "html":
+        tl.plot.surface_html(land, args.output, log=args.log)
+    elif args.kind in ("surface", "heatmap", "surface3d"):
+        kind = "contour" if args.kind == "surface" else args.kind
+        tl.plot.surface(land, kind=kind, log=args.log).savefig(args.output, dpi=150)
+    else:
+        tree = _tree(args, land)
+        fig = {
+            "profile": lambda: tl.plot.profile(tree, log=args.log, max_basins=args.max_basins),
+            "diagram": lambda: tl.plot.diagram(tree),
+            "barcode": lambda: tl.plot.diagram(tree, kind="barcode"),
+            "merge-tree": lambda: tl.plot.merge_tree(tree, max_basins=args.max_basins),
+        }[args.kind]()
+        fig.savefig(args.output, dpi=150)
+    print(f"wrote {os.path.abspath(args.output)}")
+
+
+def _series(args) -> None:
+    import topo_landscape as tl
+
+    _, loss_fn, batches = _built(args.factory)
+    result = tl.series(
+        args.checkpoints,
+        lambda: _built(args.factory)[0],
+        loss_fn,
+        batches,
+        directions=args.directions,
+        n=args.n,
+        normalization=None if args.normalization == "none" else args.normalization,
+        resolution=args.resolution,
+        span=args.span,
+        mode=args.mode,
+        seed=args.seed,
+        device=args.device,
+        out=args.output,
+    )
+    for name, path in result.files.items():
+        if not name.startswith("landscape:"):
+            print(f"wrote {name}: {os.path.abspath(path)}")
+
+
+def _info(args) -> None:
+    import json
+
+    from ._util import jsonable
+
+    land = _load(args.landscape)
+    summary = {
+        "shape": list(land.shape),
+        "fields": list(land.fields),
+        "n_nonfinite": land.n_nonfinite,
+        "metadata": land.metadata,
+    }
+    print(json.dumps(jsonable(summary), indent=2, default=str))
+
+
+def _load(path: str):
+    import topo_landscape as tl
+
+    try:
+        return tl.load(path)
+    except FileNotFoundError:
+        raise ValueError(f"landscape: no such file {path!r}") from None
+    except OSError as err:
+        raise ValueError(f"landscape: {path!r} is not a landscape file ({err})") from None
+
+
+def _parser():
+    formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="topo-landscape",
+        epilog=COMMON_EXAMPLES,
         description="Loss landscapes of PyTorch models, with topology.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=formatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser(
-        "demo",
-        help="train a small model and draw its landscape",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+    subparsers = {}
+
+    def command(name, help):
+        p = commands.add_parser(
+            name, help=help, description=help, epilog=COMMON_EXAMPLES, formatter_class=formatter
+        )
+        p.add_argument("--config", help="a TOML or YAML file of options (flags override it)")
+        subparsers[name] = p
+        return p
+
+    def sampling_options(p):
+        p.add_argument(
+            "--factory", help="package.module:function returning (model, loss_fn, batches)"
+        )
+        p.add_argument("--directions", choices=["random", "hessian"], default="random")
+        p.add_argument("--n", type=int, default=2, help="number of directions (default 2)")
+        p.add_argument(
+            "--normalization", choices=["filter", "layer", "global", "none"], default="filter"
+        )
+        p.add_argument("--resolution", type=int, default=21, help="points per axis (default 21)")
+        p.add_argument(
+            "--span", type=float, default=1.0, help="half-width of each axis (default 1)"
+        )
+        p.add_argument("--mode", choices=["auto", "vmap", "loop"], default="auto")
+        p.add_argument("--device", default=None)
+        p.add_argument("--seed", type=int, default=0)
+
+    def tree_options(p):
+        p.add_argument("--graph", choices=["grid", "knn"], default="grid")
+        p.add_argument("--connectivity", choices=["full", "axis"], default="full")
+        p.add_argument("--k", type=int, default=None)
+        p.add_argument(
+            "--threshold", type=float, default=0.0, help="simplify below this persistence"
+        )
+
+    p = command("demo", "train a small model and draw its landscape")
     p.add_argument(
         "--output", default="demo_output", help="folder for the files (default: demo_output)"
     )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--resolution", type=int, default=41, help="grid points per axis (default: 41)")
     p.add_argument("--seed", type=int, default=0)
+    p = command("sample", "sample a model's landscape into an HDF5 file (resumable)")
+    sampling_options(p)
+    p.add_argument("--checkpoint", help="a state dict to load into the factory's model first")
+    p.add_argument(
+        "--normalize-hessian",
+        action="store_true",
+        help="also apply --normalization to Hessian eigenvectors",
+    )
+    p.add_argument("--output", help="the landscape file to write (.h5)")
+    p = command("analyze", "merge tree and features of a landscape file")
+    p.add_argument("landscape", nargs="?", help="a landscape file")
+    tree_options(p)
+    p.add_argument("--json", help="write the features here (default: print them)")
+    p.add_argument("--pictures", help="a folder for profile, diagram, merge tree and surface")
+    p = command("plot", "one picture of a landscape file")
+    p.add_argument("landscape", nargs="?", help="a landscape file")
+    p.add_argument(
+        "--kind",
+        default="profile",
+        choices=[
+            "profile",
+            "surface",
+            "heatmap",
+            "surface3d",
+            "diagram",
+            "barcode",
+            "merge-tree",
+            "html",
+        ],
+    )
+    p.add_argument("--log", action="store_true")
+    p.add_argument("--max-basins", type=int, default=None)
+    tree_options(p)
+    p.add_argument("--output", help="the picture (.png, .pdf, .svg; .html for --kind html)")
+    p = command("series", "features, trends and profiles over a folder of checkpoints")
+    sampling_options(p)
+    p.add_argument("--checkpoints", help="a folder of .pt/.pth/.ckpt files, or a glob pattern")
+    p.add_argument("--output", help="a folder for landscapes, features.csv and figures")
+    p = command("info", "print a landscape file's metadata")
+    p.add_argument("landscape", nargs="?", help="a landscape file")
+    return parser, subparsers
+
+
+REQUIRED = {
+    "sample": ["factory", "output"],
+    "analyze": ["landscape"],
+    "plot": ["landscape", "output"],
+    "series": ["factory", "checkpoints", "output"],
+    "info": ["landscape"],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, subparsers = _parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        start = time.perf_counter()
-        paths = demo(args.output, device=args.device, resolution=args.resolution, seed=args.seed)
-        for name, path in paths.items():
-            print(f"wrote {name}: {os.path.abspath(path)}")
-        print(f"done in {time.perf_counter() - start:.1f} s")
+    try:
+        if args.config:
+            config = read_config(args.config)
+            sub = subparsers[args.command]
+            known = set(vars(sub.parse_known_args([])[0]))
+            unknown = sorted(set(config) - known)
+            if unknown:
+                raise ValueError(f"config: unknown option(s) {unknown} for '{args.command}'")
+            sub.set_defaults(**config)
+            args = parser.parse_args(argv)
+        missing = [name for name in REQUIRED.get(args.command, []) if getattr(args, name) is None]
+        if missing:
+            parser.error(
+                f"{args.command}: missing "
+                + ", ".join(f"--{m.replace('_', '-')}" if m != "landscape" else m for m in missing)
+            )
+        if args.command == "demo":
+            start = time.perf_counter()
+            paths = demo(
+                args.output, device=args.device, resolution=args.resolution, seed=args.seed
+            )
+            for name, path in paths.items():
+                print(f"wrote {name}: {os.path.abspath(path)}")
+            print(f"done in {time.perf_counter() - start:.1f} s")
+        else:
+            {
+                "sample": _sample,
+                "analyze": _analyze,
+                "plot": _plot,
+                "series": _series,
+                "info": _info,
+            }[args.command](args)
+    except ValueError as err:
+        print(f"topo-landscape {args.command}: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,0 +1,93 @@
+"""Rebuild the pictures of docs/gallery.md: `./dev gallery` (or `python docs/make_gallery.py`).
+
+Everything is computed here from the public API: the demo model's landscapes, and analytic
+functions whose minima are known, so that each picture can be checked by eye.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+import topo_landscape as tl
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "gallery")
+
+
+def save(fig, name):
+    path = os.path.join(OUT, name)
+    fig.savefig(path, dpi=110)
+    print("wrote", os.path.relpath(path, HERE))
+
+
+def grid(n, size, lo=-2.0, hi=2.0):
+    axes = [np.linspace(lo, hi, size)] * n
+    return axes, np.meshgrid(*axes, indexing="ij")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    # 1. the demo: a two-spirals MLP, 2D random and 3D Hessian directions
+    with tempfile.TemporaryDirectory() as tmp:
+        from topo_landscape.cli import demo
+
+        demo(tmp, resolution=41)
+        land = tl.load(os.path.join(tmp, "landscape.h5"))
+        land3 = tl.load(os.path.join(tmp, "landscape_hessian_3d.h5"))
+    save(
+        tl.plot.surface(land, log=True, title="demo: filter-normalised directions"),
+        "demo_contour.png",
+    )
+    save(
+        tl.plot.profile(tl.merge_tree(land), log=True, title="demo: profile (2D)"),
+        "demo_profile.png",
+    )
+    save(
+        tl.plot.surface(land3, log=True, title="demo: top-3 Hessian directions"),
+        "demo_hessian_slices.png",
+    )
+    save(
+        tl.plot.profile(tl.merge_tree(land3), log=True, title="demo: profile (3D Hessian)"),
+        "demo_hessian_profile.png",
+    )
+
+    # 2. four wells: (x^2 - 1)^2 + (y^2 - 1)^2 with a tilt -> 4 minima, 4 saddles, 1 maximum
+    axes, (x, y) = grid(2, 81)
+    wells = tl.Landscape(axes=axes, values=(x**2 - 1) ** 2 + (y**2 - 1) ** 2 + 0.15 * x + 0.08 * y)
+    tree = tl.merge_tree(wells)
+    save(tl.plot.surface(wells, title="four wells (4 minima)"), "wells_contour.png")
+    save(
+        tl.plot.profile(tree, title=f"four wells: {len(tree.branches)} basins"), "wells_profile.png"
+    )
+    save(tl.plot.merge_tree(tree, title="four wells: merge tree"), "wells_merge_tree.png")
+    save(tl.plot.diagram(tree, title="four wells: H0 diagram"), "wells_diagram.png")
+
+    # 3. a funnel against a rough bowl, on one colour scale (the paper's two readings)
+    axes, (x, y) = grid(2, 81, -1, 1)
+    r2 = x**2 + y**2
+    funnel = tl.Landscape(axes=axes, values=np.sqrt(r2) + 0.02 * np.cos(9 * x) * np.cos(9 * y))
+    bowl = tl.Landscape(axes=axes, values=0.6 * r2 + 0.15 * np.cos(9 * x) * np.cos(9 * y) + 0.2)
+    trees = [tl.merge_tree(funnel), tl.merge_tree(bowl)]
+    labels = [f"funnel: {len(t.branches)} minima" for t in trees[:1]] + [
+        f"rough bowl: {len(trees[1].branches)} minima"
+    ]
+    save(tl.plot.compare(trees, labels), "funnel_vs_bowl_profiles.png")
+    save(tl.plot.compare([funnel, bowl], labels), "funnel_vs_bowl_surfaces.png")
+
+    # 4. a 3D egg-crate: 2^3 = 8 minima of prod-free sum of double wells
+    axes, mesh = grid(3, 25)
+    egg = tl.Landscape(
+        axes=axes, values=sum((m**2 - 1) ** 2 + 0.05 * (k + 1) * m for k, m in enumerate(mesh))
+    )
+    tree3 = tl.merge_tree(egg)
+    save(
+        tl.plot.profile(tree3, title=f"3D double wells: {len(tree3.branches)} basins"),
+        "egg_crate_3d_profile.png",
+    )
+
+
+if __name__ == "__main__":
+    main()

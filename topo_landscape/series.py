@@ -1,0 +1,249 @@
+"""The same analysis over a list of checkpoints: a features table, trend plots, profiles."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from .directions import Directions, random_directions
+from .hessian import hessian_directions
+from .landscape import Landscape, load
+from .sampling import sample
+from .topology.merge_tree import MergeTree, merge_tree
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """The result of :func:`series`.
+
+    Attributes
+    ----------
+    names : list of str
+        One per checkpoint (the file name without its suffix).
+    table : pandas.DataFrame or list of dict
+        One row of features per checkpoint (a DataFrame when pandas is installed).
+    landscapes : list of Landscape
+    trees : list of MergeTree
+    files : dict of str -> str
+        What was written: ``"table"`` (CSV), ``"trends"``, ``"profiles"`` (PNG), and one
+        landscape file per checkpoint (``"landscape:<name>"``).
+    """
+
+    names: list
+    table: Any
+    landscapes: list
+    trees: list
+    files: dict = field(default_factory=dict)
+
+
+def checkpoint_paths(checkpoints: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """A folder (its .pt/.pth/.ckpt files, sorted by name) or a list of paths -> list of paths."""
+    if isinstance(checkpoints, (str, os.PathLike)):
+        path = os.fspath(checkpoints)
+        if os.path.isdir(path):
+            found = sorted(
+                p for p in glob.glob(os.path.join(path, "*")) if p.endswith(CHECKPOINT_SUFFIXES)
+            )
+            if not found:
+                raise ValueError(
+                    f"checkpoints: no {'/'.join(CHECKPOINT_SUFFIXES)} files in {path!r}"
+                )
+            return found
+        found = sorted(glob.glob(path))
+        if not found:
+            raise ValueError(f"checkpoints: {path!r} is neither a folder nor matches any file")
+        return found
+    paths = [os.fspath(p) for p in checkpoints]
+    if not paths:
+        raise ValueError("checkpoints: expected at least one checkpoint")
+    for p in paths:
+        if not os.path.isfile(p):
+            raise ValueError(f"checkpoints: no such file {p!r}")
+    return paths
+
+
+def load_checkpoint(model: nn.Module, path: str, device=None) -> nn.Module:
+    """Load a state dict saved with torch.save (or a dict holding one under "state_dict" or
+    "model") into ``model``; returns the model."""
+    state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"checkpoints: {path!r} does not fit the model build() returns: {err}"
+        ) from None
+    return model
+
+
+def series(
+    checkpoints: str | os.PathLike | Sequence[str | os.PathLike],
+    build: Callable[[], nn.Module],
+    loss_fn: Callable,
+    batches: Any,
+    *,
+    directions: str | Directions = "random",
+    n: int = 2,
+    normalization: str | None = "filter",
+    resolution: int | Sequence[int] = 21,
+    span: float | Sequence[float] = 1.0,
+    graph: str = "grid",
+    connectivity: str = "full",
+    mode: str = "auto",
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    out: str | os.PathLike | None = None,
+    features: Sequence[str] = ("n_minima", "total_persistence", "max_persistence", "global_min"),
+    progress: bool | None = None,
+) -> Series:
+    """Sample, build the merge tree and measure every checkpoint of a training run.
+
+    Parameters
+    ----------
+    checkpoints : folder, glob pattern, or list of paths
+        State dicts saved with ``torch.save`` (a folder: its .pt/.pth/.ckpt files by name).
+    build : callable
+        ``build() -> model`` of the architecture; each checkpoint is loaded into a fresh one.
+    loss_fn, batches
+        As for :func:`tl.sample`.
+    directions : "random", "hessian" or Directions
+        Per checkpoint: random directions (``normalization``, ``seed``: the same draw each time)
+        or its top-n Hessian eigenvectors; or one Directions for all (a training trajectory's
+        PCA, say).
+    n, normalization, resolution, span, mode, seed, device
+        As for :func:`tl.random_directions` and :func:`tl.sample`.
+    graph, connectivity
+        As for :func:`tl.merge_tree`.
+    out : folder, optional
+        Where to write ``<name>.h5`` per checkpoint, ``features.csv``, ``trends.png`` and
+        ``profiles.png``. A checkpoint whose landscape file is complete is not sampled again.
+    features : sequence of str
+        The features drawn in the trend plot.
+    progress : bool, optional
+
+    Returns
+    -------
+    Series
+    """
+    paths = checkpoint_paths(checkpoints)
+    if not callable(build):
+        raise TypeError(f"build: expected a callable returning a fresh model; got {build!r}")
+    if not (isinstance(directions, Directions) or directions in ("random", "hessian")):
+        raise ValueError(
+            f"directions: expected 'random', 'hessian' or a Directions; got {directions!r}"
+        )
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+    names, rows, lands, trees, files = [], [], [], [], {}
+    for index, path in enumerate(paths):
+        name = os.path.splitext(os.path.basename(path))[0]
+        file = os.path.join(out, f"{name}.h5") if out is not None else None
+        land = _finished(file)
+        if land is None:
+            model = load_checkpoint(build(), path)
+            if device is not None:
+                model = model.to(device)
+            if isinstance(directions, Directions):
+                dirs = directions
+            elif directions == "hessian":
+                dirs = hessian_directions(
+                    model, loss_fn, batches, n=n, normalization=normalization, seed=seed
+                )
+            else:
+                dirs = random_directions(model, n=n, normalization=normalization, seed=seed)
+            land = sample(
+                model,
+                loss_fn,
+                batches,
+                dirs,
+                resolution=resolution,
+                span=span,
+                mode=mode,
+                device=device,
+                out=file,
+                progress=progress,
+            )
+        tree = merge_tree(land, graph=graph, connectivity=connectivity)
+        row = {"checkpoint": name, "index": index, **tree.features()}
+        eigenvalues = land.metadata.get("directions", {}).get("eigenvalues")
+        if eigenvalues is not None:
+            row.update({f"eigenvalue_{i + 1}": float(v) for i, v in enumerate(eigenvalues)})
+        names.append(name)
+        rows.append(row)
+        lands.append(land)
+        trees.append(tree)
+        if file is not None:
+            files[f"landscape:{name}"] = file
+    table = _table(rows)
+    if out is not None:
+        files["table"] = os.path.join(out, "features.csv")
+        write_csv(rows, files["table"])
+        files["trends"] = os.path.join(out, "trends.png")
+        trends(rows, features).savefig(files["trends"], dpi=120)
+        from .plot import compare
+
+        files["profiles"] = os.path.join(out, "profiles.png")
+        compare(trees, names, log=_positive(trees)).savefig(files["profiles"], dpi=120)
+    return Series(names=names, table=table, landscapes=lands, trees=trees, files=files)
+
+
+def _finished(file: str | None) -> Landscape | None:
+    if file is None or not os.path.exists(file):
+        return None
+    try:
+        return load(file)
+    except ValueError:  # unfinished: sample() resumes it
+        return None
+
+
+def _positive(trees: list[MergeTree]) -> bool:
+    return all(float(t.branches.birth.min()) > 0 for t in trees)
+
+
+def _table(rows: list[dict]):
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows)
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def trends(rows: list[dict], features: Sequence[str]) -> Figure:
+    """One small panel per feature against the checkpoint index."""
+    features = [f for f in features if any(f in row for row in rows)]
+    if not features:
+        raise ValueError("features: none of them is in the table")
+    cols = min(len(features), 4)
+    nrows = math.ceil(len(features) / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * nrows), layout="constrained")
+    x = [row["index"] for row in rows]
+    labels = [row["checkpoint"] for row in rows]
+    for k, name in enumerate(features):
+        ax = fig.add_subplot(nrows, cols, k + 1)
+        ax.plot(x, [row.get(name, float("nan")) for row in rows], marker="o", ms=3)
+        ax.set_title(name, fontsize="small")
+        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize="x-small")
+    return fig
