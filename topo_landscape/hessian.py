@@ -375,7 +375,7 @@ def hessian_directions(
     Returns
     -------
     Directions
-        With ``.eigenvalues`` (n,) and ``.residuals`` (n,), |Hv - lambda v| / |lambda|.
+        With ``.eigenvalues`` (n,) and ``.residuals`` (n,), ``|Hv - lambda v| / |lambda|``.
 
     Example
     -------
