@@ -134,3 +134,20 @@ def test_save_load_and_apply_to_another_instance(tmp_path):
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tl.random_directions(conv_model(), **kwargs)
+
+
+def test_take_selects_directions_and_their_eigenvalues():
+    model = conv_model()
+    dirs = tl.random_directions(model, n=3, seed=0)
+    two = dirs.take([2, 0])
+    assert len(two) == 2 and two[0] is dirs[2] and two[1] is dirs[0]
+    fake = tl.Directions(
+        vectors=dirs.vectors,
+        signature=dirs.signature,
+        kind="hessian",
+        eigenvalues=np.array([3.0, 2.0, 1.0]),
+        residuals=np.zeros(3),
+    )
+    np.testing.assert_array_equal(fake.take([0, 1]).eigenvalues, [3.0, 2.0])
+    with pytest.raises(ValueError, match="indices: expected positions among the 3"):
+        dirs.take([3])

@@ -143,6 +143,24 @@ class Directions:
             f"directions: this model has parameters the directions were not made for: {extra[:5]}"
         )
 
+    def take(self, indices: Sequence[int]) -> Directions:
+        """The directions at ``indices`` (with their eigenvalues and residuals), in that order.
+
+        Example: the top-3 of four Hessian directions, ``dirs.take([0, 1, 2])``.
+        """
+        indices = [int(i) for i in indices]
+        if not indices or any(i < -len(self) or i >= len(self) for i in indices):
+            raise ValueError(
+                f"indices: expected positions among the {len(self)} directions; got {indices}"
+            )
+        pick = lambda a: None if a is None else np.asarray(a)[indices]  # noqa: E731
+        return replace(
+            self,
+            vectors=tuple(self.vectors[i] for i in indices),
+            eigenvalues=pick(self.eigenvalues),
+            residuals=pick(self.residuals),
+        )
+
     def to(self, device=None, dtype: torch.dtype | None = None) -> Directions:
         """A copy on another device and/or in another floating dtype."""
         vectors = tuple(

@@ -1,0 +1,74 @@
+"""The experiment scripts run end to end (through the public API only) and write their outputs."""
+
+import csv
+import os
+import runpy
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PINN = os.path.join(ROOT, "experiments", "pinn_convection", "run.py")
+FIGURES = [
+    "profiles_over_beta.png",
+    "profiles_3d_vs_4d.png",
+    "error_vs_topology.png",
+    "top_eigenvalue_vs_beta.png",
+]
+
+
+def run_pinn(argv):
+    main = runpy.run_path(PINN, run_name="pinn_convection")["main"]
+    main(argv)
+
+
+def check_outputs(out, n_rows):
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == n_rows
+    for row in rows:
+        assert {"beta", "lr", "seed", "error", "eigenvalue_1", "3d_n_minima", "4d_n_minima"} <= set(
+            row
+        )
+        assert float(row["error"]) >= 0 and int(float(row["3d_n_minima"])) >= 1
+    for name in FIGURES:
+        assert (out / name).stat().st_size > 5_000
+    return rows
+
+
+def test_pinn_quick_mode_small(tmp_path):
+    argv = [
+        "--quick",
+        "--betas",
+        "1",
+        "30",
+        "--steps",
+        "150",
+        "--collocation",
+        "64",
+        "--resolution3",
+        "7",
+        "--resolution4",
+        "5",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
+    run_pinn(argv)
+    check_outputs(tmp_path, 2)
+
+    # resumable: a second call finds every run finished and rewrites none of them
+    def stamps():
+        runs = tmp_path / "runs"
+        return {name: os.path.getmtime(runs / name) for name in os.listdir(runs)}
+
+    before = stamps()
+    run_pinn(argv)
+    assert stamps() == before
+
+
+@pytest.mark.slow
+def test_pinn_quick_mode_as_documented(tmp_path):
+    run_pinn(["--quick", "--device", "cpu", "--out", str(tmp_path)])
+    rows = check_outputs(tmp_path, 3)
+    assert [float(r["beta"]) for r in rows] == [1.0, 20.0, 50.0]
