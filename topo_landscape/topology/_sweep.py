@@ -25,6 +25,19 @@ def _find(parent, x):
 
 
 @numba.njit(cache=True)
+def _add_component(parent, u, roots, n_roots):
+    """Add the component of neighbour u to ``roots[:n_roots]`` if u was visited and it is new."""
+    if parent[u] < 0:
+        return n_roots
+    r = _find(parent, u)
+    for i in range(n_roots):
+        if roots[i] == r:
+            return n_roots
+    roots[n_roots] = r
+    return n_roots + 1
+
+
+@numba.njit(cache=True)
 def _visit(
     v,
     roots,
@@ -136,17 +149,8 @@ def _sweep_grid(
                     inside = False
                     break
                 u += c * strides[d]
-            if not inside or parent[u] < 0:
-                continue
-            r = _find(parent, u)
-            seen = False
-            for i in range(n_roots):
-                if roots[i] == r:
-                    seen = True
-                    break
-            if not seen:
-                roots[n_roots] = r
-                n_roots += 1
+            if inside:
+                n_roots = _add_component(parent, u, roots, n_roots)
         _visit(
             v,
             roots,
@@ -188,18 +192,7 @@ def _sweep_csr(
         v = order[t]
         n_roots = 0
         for j in range(indptr[v], indptr[v + 1]):
-            u = indices[j]
-            if parent[u] < 0:
-                continue
-            r = _find(parent, u)
-            seen = False
-            for i in range(n_roots):
-                if roots[i] == r:
-                    seen = True
-                    break
-            if not seen:
-                roots[n_roots] = r
-                n_roots += 1
+            n_roots = _add_component(parent, indices[j], roots, n_roots)
         _visit(
             v,
             roots,
