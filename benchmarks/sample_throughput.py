@@ -114,9 +114,9 @@ def main():
         cuda = device.type == "cuda"
         run(
             device,
-            resolution=args.resolution or (41 if cuda else 21),
+            resolution=args.resolution or 41,
             dims=args.dims or (3 if cuda else 2),
-            baseline_points=args.baseline_points or (300 if cuda else 100),
+            baseline_points=args.baseline_points or 300,
         )
 
 

@@ -314,3 +314,39 @@ def test_bad_input_names_the_argument():
         tl.sample(model, MSE, (x, y), [dirs[0], dirs[1]])
     saved = snapshot(model)
     assert_unchanged(model, saved)
+
+
+def test_auto_stops_timing_vmap_once_it_cannot_win():
+    from topo_landscape.sampling import _choose
+
+    def fake(loop, per_call, per_point):
+        """Seconds per point: the loop's, and vmap's from T(c) = per_call + per_point c."""
+        calls = []
+
+        def evaluate(kind, count):
+            calls.append((kind, count))
+            return loop if kind == "loop" else (per_call + per_point * count) / count
+
+        return evaluate, calls
+
+    pending = np.arange(1000)
+    timed = [("loop", 1), ("loop", 8), ("vmap", 1), ("vmap", 4), ("vmap", 8)]
+    # each extra point costs vmap more than a loop point: it cannot win at any chunk size
+    evaluate, calls = fake(loop=1.0, per_call=0.5, per_point=1.5)
+    assert _choose(evaluate, pending, 64, {}) == ("loop", 64)
+    assert calls == timed  # no full chunk spent
+    # cheap points, a large fixed cost: slower at 8, faster at 64; the full chunk confirms it
+    evaluate, calls = fake(loop=1.0, per_call=20.0, per_point=0.1)
+    sampling = {}
+    assert _choose(evaluate, pending, 64, sampling) == ("vmap", 64)
+    assert calls == timed + [("vmap", 64)]
+    model = sampling["auto_seconds_per_point"]["vmap_model"]
+    assert model["per_call"] == pytest.approx(20.0) and model["per_point"] == pytest.approx(0.1)
+    # too few points to time: the loop
+    evaluate, calls = fake(loop=1.0, per_call=0.0, per_point=0.01)
+    assert _choose(evaluate, np.arange(20), 64, {}) == ("loop", 64)
+    assert calls == []
+    # a chunk of at most 8 points is never exceeded: one full chunk is timed
+    evaluate, calls = fake(loop=1.0, per_call=0.0, per_point=0.5)
+    assert _choose(evaluate, pending, 4, {}) == ("vmap", 4)
+    assert max(count for kind, count in calls if kind == "vmap") == 4

@@ -239,29 +239,44 @@ def _run(store, evaluator, axes, mode, chunk, device, progress) -> None:
 
 
 def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
-    """Time the loop and vmap on the first pending points; keep the faster (auto mode)."""
-    loop_times = [evaluate("loop", 1) for _ in range(min(3, pending.size))]
-    remaining = pending.size - len(loop_times)
-    if remaining == 0:
+    """Time the loop and vmap on the first pending points; keep the faster (auto mode).
+
+    The loop is timed on 8 points after one warm-up point; vmap, after its own warm-up point, on
+    4 and on 8 points, and its cost modelled as
+    T(c) = a + b c (a fixed cost per call, b per point). When the model's time per point at a
+    full chunk, a / chunk + b, is not below the loop's, vmap cannot win and no full chunk is
+    spent finding it out; otherwise a full chunk is timed and the faster kept. Every timed point
+    is a grid point and is stored.
+    """
+    if pending.size < 1 + 8 + 1 + 4 + 8:  # too few points to be worth timing
         return "loop", chunk
-    vmap_times = []
-    while remaining > 0 and len(vmap_times) < 2:
-        size = min(chunk, remaining)
-        try:
-            vmap_times.append(evaluate("vmap", size))
-        except torch.cuda.OutOfMemoryError:
-            if chunk == 1:
-                raise
-            chunk //= 2
-            torch.cuda.empty_cache()
-            continue
-        except (RuntimeError, ValueError, TypeError, NotImplementedError) as err:
-            sampling["vmap_error"] = f"{type(err).__name__}: {err}"[:500]
-            return "loop", chunk
-        remaining -= size
-    t_loop, t_vmap = min(loop_times), min(vmap_times) if vmap_times else float("inf")
-    sampling.update(auto_seconds_per_point={"loop": t_loop, "vmap": t_vmap})
-    return ("vmap" if t_vmap < t_loop else "loop"), chunk
+    evaluate("loop", 1)  # warm-up; then both are timed over calls of several points, so that
+    timings = {"loop": evaluate("loop", 8)}  # each call's own overhead is shared alike
+    used = 9
+    sampling["auto_seconds_per_point"] = timings
+    try:
+        evaluate("vmap", 1)  # warm-up
+        used += 1
+        if chunk <= 8:  # a full chunk is no bigger than the probes: time one and compare
+            timings["vmap"] = evaluate("vmap", chunk)
+            return ("vmap" if timings["vmap"] < timings["loop"] else "loop"), chunk
+        t4, t8 = 4 * evaluate("vmap", 4), 8 * evaluate("vmap", 8)
+        used += 12
+        per_point = max((t8 - t4) / 4, 0.0)
+        fixed = max(t4 - 4 * per_point, 0.0)
+        timings["vmap"] = t8 / 8
+        timings["vmap_model"] = {"per_call": fixed, "per_point": per_point}
+        if fixed / chunk + per_point >= timings["loop"] or pending.size == used:
+            return ("vmap" if timings["vmap"] < timings["loop"] else "loop"), chunk
+        timings["vmap"] = min(timings["vmap"], evaluate("vmap", min(chunk, pending.size - used)))
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return "vmap", max(1, chunk // 2)  # the sampling loop halves further if it must
+    except (RuntimeError, ValueError, TypeError, NotImplementedError) as err:
+        sampling["vmap_error"] = f"{type(err).__name__}: {err}"[:500]
+        timings.pop("vmap", None)
+        return "loop", chunk
+    return ("vmap" if timings["vmap"] < timings["loop"] else "loop"), chunk
 
 
 class _Evaluator:
@@ -283,6 +298,7 @@ class _Evaluator:
         self.per_direction = [[s[i] for s in self.stacked] for i in range(len(directions))]
         self.wrapper = LossOfModel(model, loss_fn)
         self.terms: list[str] | None = None
+        self.needs_grad: bool | None = None
 
     def _terms(self, value, where: str) -> torch.Tensor:
         terms = as_terms(value, where)
@@ -292,16 +308,30 @@ class _Evaluator:
             )
         return torch.stack([t.detach() for t in terms.values()])
 
+    def _call(self, batch):
+        """loss_fn(model, batch), without autograd unless the loss needs it (found on first use:
+        a loss that takes input derivatives with torch.autograd.grad fails under no_grad)."""
+        if self.needs_grad is None:
+            try:
+                with torch.no_grad():
+                    value = self.loss_fn(self.model, batch)
+                self.needs_grad = False
+                return value
+            except RuntimeError:
+                self.needs_grad = True
+        with torch.set_grad_enabled(self.needs_grad):
+            return self.loss_fn(self.model, batch)
+
     def probe(self) -> tuple[list[str], np.ndarray]:
         """Evaluate at theta* once per batch: check the loss, learn its term names.
 
         Returns the term names and the main term per batch, ndarray of shape (batches,).
         """
         where = "at the unperturbed weights"
-        first = as_terms(self.loss_fn(self.model, self.batches[0]), where)
+        first = as_terms(self._call(self.batches[0]), where)
         self.terms = list(first)
         values = [torch.stack([t.detach() for t in first.values()])]
-        values += [self._terms(self.loss_fn(self.model, b), where) for b in self.batches[1:]]
+        values += [self._terms(self._call(b), where) for b in self.batches[1:]]
         main = self.terms.index("loss") if "loss" in self.terms else 0
         return self.terms, torch.stack(values)[:, main].double().cpu().numpy()
 
@@ -313,11 +343,7 @@ class _Evaluator:
                     torch._foreach_copy_(self.params, self.theta)
                     for a, d in zip(alpha.tolist(), self.per_direction):
                         torch._foreach_add_(self.params, d, alpha=a)
-                out.append(
-                    torch.stack(
-                        [self._terms(self.loss_fn(self.model, b), "") for b in self.batches]
-                    )
-                )
+                out.append(torch.stack([self._terms(self._call(b), "") for b in self.batches]))
         finally:
             with torch.no_grad():
                 torch._foreach_copy_(self.params, self.theta)
