@@ -350,3 +350,18 @@ def test_auto_stops_timing_vmap_once_it_cannot_win():
     evaluate, calls = fake(loop=1.0, per_call=0.0, per_point=0.5)
     assert _choose(evaluate, pending, 4, {}) == ("vmap", 4)
     assert max(count for kind, count in calls if kind == "vmap") == 4
+
+
+@pytest.mark.parametrize("mode", ["loop", "vmap"])
+def test_reduced_precision_models_are_sampled_in_their_dtype(mode):
+    model = tl.examples.mlp(2, 2, hidden=(16,))
+    x, y = tl.examples.two_spirals(64)
+    loss_fn = tl.supervised(nn.CrossEntropyLoss())
+    dirs = tl.random_directions(model, n=2, seed=0)
+    full = tl.sample(model, loss_fn, (x, y), dirs, resolution=5, mode=mode)
+    half = model.to(torch.bfloat16)
+    low = tl.sample(
+        half, loss_fn, (x.bfloat16(), y), dirs.to(dtype=torch.bfloat16), resolution=5, mode=mode
+    )
+    assert low.values.dtype == np.float64  # stored (and averaged) in float64
+    np.testing.assert_allclose(low.values, full.values, rtol=3e-2)

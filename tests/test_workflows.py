@@ -94,6 +94,13 @@ def test_sample_with_hessian_directions_from_a_config_file(factory, tmp_path):
     assert len(land.metadata["directions"]["eigenvalues"]) == 3
 
 
+def test_yaml_config(factory, tmp_path):
+    pytest.importorskip("yaml")
+    (tmp_path / "cfg.yaml").write_text("factory: tiny_factory:make\nresolution: 4\noutput: y.h5\n")
+    assert main(["sample", "--config", "cfg.yaml"]) == 0
+    assert tl.load(tmp_path / "y.h5").shape == (4, 4)
+
+
 def test_series_over_checkpoints_and_skipping_done_ones(factory, tmp_path):
     model, loss_fn, batch = factory.make()
     os.makedirs("ckpts")
