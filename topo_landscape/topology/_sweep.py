@@ -11,6 +11,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+# rows of the sweep's state, an int64 array of shape (ROWS, N); -1 = none
+PARENT = 0  # union-find parent (-1: not visited yet)
+SIZE = 1  # a root's component size
+OLDEST = 2  # a root's oldest minimum
+HEAD = 3  # a root's lowest tree node (its last minimum or saddle)
+OWNER = 4  # per sample: the tree node whose arc holds it
+SURVIVOR = 5  # per node: the minimum whose branch it lies on
+DIES_AT = 6  # per minimum: the saddle where its branch ends
+MERGED_INTO = 7  # per minimum: the elder branch's minimum
+ROWS = 8
+
 
 @numba.njit(cache=True)
 def _find(parent, x):
@@ -38,35 +49,22 @@ def _add_component(parent, u, roots, n_roots):
 
 
 @numba.njit(cache=True)
-def _visit(
-    v,
-    roots,
-    n_roots,
-    parent,
-    size,
-    oldest,
-    head,
-    rank,
-    owner,
-    survivor,
-    dies_at,
-    merged_into,
-    node_parent,
-):
+def _visit(v, roots, n_roots, rank, state):
     """Process sample v whose visited neighbours lie in components ``roots[:n_roots]``."""
+    parent, size, oldest, head = state[PARENT], state[SIZE], state[OLDEST], state[HEAD]
     if n_roots == 0:  # a minimum
         parent[v] = v
         size[v] = 1
         oldest[v] = v
         head[v] = v
-        owner[v] = v
-        survivor[v] = v
+        state[OWNER, v] = v
+        state[SURVIVOR, v] = v
         return
     if n_roots == 1:  # regular: v lies on the arc above its component's lowest node
         r = roots[0]
         parent[v] = r
         size[r] += 1
-        owner[v] = head[r]
+        state[OWNER, v] = head[r]
         return
     # a saddle: the component with the lowest (oldest) minimum survives
     best = roots[0]
@@ -76,10 +74,9 @@ def _visit(
     elder = oldest[best]
     for i in range(n_roots):
         r = roots[i]
-        node_parent[head[r]] = v
         if r != best:
-            dies_at[oldest[r]] = v
-            merged_into[oldest[r]] = elder
+            state[DIES_AT, oldest[r]] = v
+            state[MERGED_INTO, oldest[r]] = elder
     # union by size; the new root carries the survivor's identity and v as its lowest node
     big = roots[0]
     for i in range(1, n_roots):
@@ -93,46 +90,19 @@ def _visit(
     size[big] = total
     oldest[big] = elder
     head[big] = v
-    owner[v] = v
-    survivor[v] = elder
-
-
-def _state(N):
-    return (
-        np.full(N, -1, np.int64),  # parent (union-find; -1 = not visited yet)
-        np.zeros(N, np.int64),  # size
-        np.full(N, -1, np.int64),  # oldest: a root's oldest minimum
-        np.full(N, -1, np.int64),  # head: a root's lowest tree node (last minimum or saddle)
-        np.full(N, -1, np.int64),  # owner: the tree node whose arc holds each sample
-        np.full(N, -1, np.int64),  # survivor: for a node, the minimum whose branch it lies on
-        np.full(N, -1, np.int64),  # dies_at: for a minimum, the saddle where its branch ends
-        np.full(N, -1, np.int64),  # merged_into: for a minimum, the elder branch's minimum
-        np.full(N, -1, np.int64),  # node_parent: for a node, the node above it
-    )
+    state[OWNER, v] = v
+    state[SURVIVOR, v] = elder
 
 
 @numba.njit(cache=True)
-def _sweep_grid(
-    order,
-    rank,
-    shape,
-    offsets,
-    parent,
-    size,
-    oldest,
-    head,
-    owner,
-    survivor,
-    dies_at,
-    merged_into,
-    node_parent,
-):
+def _sweep_grid(order, rank, shape, offsets, state):
     n = shape.size
     strides = np.ones(n, np.int64)
     for d in range(n - 2, -1, -1):
         strides[d] = strides[d + 1] * shape[d + 1]
     coords = np.empty(n, np.int64)
     roots = np.empty(offsets.shape[0], np.int64)
+    parent = state[PARENT]
     for t in range(order.size):
         v = order[t]
         rem = v
@@ -151,63 +121,22 @@ def _sweep_grid(
                 u += c * strides[d]
             if inside:
                 n_roots = _add_component(parent, u, roots, n_roots)
-        _visit(
-            v,
-            roots,
-            n_roots,
-            parent,
-            size,
-            oldest,
-            head,
-            rank,
-            owner,
-            survivor,
-            dies_at,
-            merged_into,
-            node_parent,
-        )
+        _visit(v, roots, n_roots, rank, state)
 
 
 @numba.njit(cache=True)
-def _sweep_csr(
-    order,
-    rank,
-    indptr,
-    indices,
-    parent,
-    size,
-    oldest,
-    head,
-    owner,
-    survivor,
-    dies_at,
-    merged_into,
-    node_parent,
-):
+def _sweep_csr(order, rank, indptr, indices, state):
     max_degree = 0
     for v in range(indptr.size - 1):
         max_degree = max(max_degree, indptr[v + 1] - indptr[v])
     roots = np.empty(max(max_degree, 1), np.int64)
+    parent = state[PARENT]
     for t in range(order.size):
         v = order[t]
         n_roots = 0
         for j in range(indptr[v], indptr[v + 1]):
             n_roots = _add_component(parent, indices[j], roots, n_roots)
-        _visit(
-            v,
-            roots,
-            n_roots,
-            parent,
-            size,
-            oldest,
-            head,
-            rank,
-            owner,
-            survivor,
-            dies_at,
-            merged_into,
-            node_parent,
-        )
+        _visit(v, roots, n_roots, rank, state)
 
 
 @numba.njit(cache=True)
@@ -223,18 +152,17 @@ def sweep(order: np.ndarray, *, shape=None, offsets=None, indptr=None, indices=N
     N = order.size
     rank = np.empty(N, np.int64)
     rank[order] = np.arange(N)
-    state = _state(N)
+    state = np.full((ROWS, N), -1, np.int64)
+    state[SIZE] = 0
     if shape is not None:
-        _sweep_grid(order, rank, np.asarray(shape, np.int64), np.ascontiguousarray(offsets), *state)
+        _sweep_grid(order, rank, np.asarray(shape, np.int64), np.ascontiguousarray(offsets), state)
     else:
-        _sweep_csr(order, rank, indptr.astype(np.int64), indices.astype(np.int64), *state)
-    parent, _, _, _, owner, survivor, dies_at, merged_into, node_parent = state
+        _sweep_csr(order, rank, indptr.astype(np.int64), indices.astype(np.int64), state)
     return {
         "rank": rank,
-        "component": _components(parent),
-        "owner": owner,
-        "survivor": survivor,
-        "dies_at": dies_at,
-        "merged_into": merged_into,
-        "node_parent": node_parent,
+        "component": _components(state[PARENT]),
+        "owner": state[OWNER],
+        "survivor": state[SURVIVOR],
+        "dies_at": state[DIES_AT],
+        "merged_into": state[MERGED_INTO],
     }
