@@ -168,7 +168,11 @@ def sample(
         "resume": {"key": json.dumps(key, sort_keys=True)},
     }
 
-    store = _Store.open(out, shape, metadata) if out is not None else _Store(shape, metadata)
+    weights = sizes / sizes.sum()
+    if out is not None:
+        store = _Store.open(out, axes, weights, metadata)
+    else:
+        store = _Store(axes, weights, metadata)
     try:
         if store.complete:
             return store.landscape()
@@ -179,7 +183,7 @@ def sample(
             evaluator = _Evaluator(work, theta, loss_fn, batch_list, directions)
             if store.terms is None:
                 terms, at_center = evaluator.probe()
-                store.metadata["sampling"]["loss_at_center"] = float(store.weights() @ at_center)
+                store.metadata["sampling"]["loss_at_center"] = float(weights @ at_center)
                 store.start(terms)
             else:
                 evaluator.terms = store.terms
@@ -369,16 +373,18 @@ class _Evaluator:
 class _Store:
     """Values as they are computed: in memory, and in an HDF5 file when resumable."""
 
-    def __init__(self, shape, metadata, file=None, path=None):
-        self.shape, self.metadata, self.file, self.path = shape, metadata, file, path
+    def __init__(self, axes, weights, metadata, file=None, path=None):
+        self.axes, self.metadata, self.file, self.path = axes, metadata, file, path
+        self.shape = tuple(len(a) for a in axes)
+        self.weights = weights  # each batch's share of the samples, (batches,)
         self.complete = False
         self.terms: list[str] | None = None
-        self.done = np.zeros(shape, dtype=bool)
+        self.done = np.zeros(self.shape, dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
         self.metadata.setdefault("sampling", {})
 
     @classmethod
-    def open(cls, path, shape, metadata) -> _Store:
+    def open(cls, path, axes, weights, metadata) -> _Store:
         path = os.fspath(path)
         if not os.path.exists(path):
             folder = os.path.dirname(os.path.abspath(path))
@@ -388,7 +394,7 @@ class _Store:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["complete"] = False
-            return cls(shape, metadata, f, path)
+            return cls(axes, weights, metadata, f, path)
         try:
             f = h5py.File(path, "r+")
         except OSError as err:
@@ -399,8 +405,8 @@ class _Store:
         if "metadata" not in f:  # a run that stopped before its first point: start over
             f.close()
             os.remove(path)
-            return cls.open(path, shape, metadata)
-        store = cls(shape, metadata, f, path)
+            return cls.open(path, axes, weights, metadata)
+        store = cls(axes, weights, metadata, f, path)
         stored = json.loads(f["metadata/resume"].attrs["key"]) if "metadata/resume" in f else None
         expected = json.loads(metadata["resume"]["key"])
         if stored != expected:
@@ -413,7 +419,7 @@ class _Store:
         if f.attrs.get("complete", False):
             store.complete = True
             return store
-        store.done = f["partial/done"][()].reshape(shape)
+        store.done = f["partial/done"][()].reshape(store.shape)
         store.terms = json.loads(f["partial"].attrs["terms"])
         store.arrays = {k: ds[()] for k, ds in f["partial/arrays"].items()}
         first_run = read_tree(f["metadata"])  # keep what it recorded (loss at theta*, time)
@@ -438,7 +444,7 @@ class _Store:
 
     def write(self, idx: np.ndarray, per_batch: np.ndarray) -> None:
         """Store the size-weighted mean (and spread) over batches of (batches, terms, points)."""
-        weights = self.weights()[:, None, None]
+        weights = self.weights[:, None, None]
         with np.errstate(invalid="ignore", over="ignore"):
             mean = (weights * per_batch).sum(axis=0) if per_batch.shape[0] > 1 else per_batch[0]
             main = self.terms.index("loss") if "loss" in self.terms else 0
@@ -457,19 +463,13 @@ class _Store:
             self.file["partial/done"][where] = True
             self.file.flush()
 
-    def weights(self) -> np.ndarray:
-        """ndarray of shape (batches,): each batch's share of the samples."""
-        sizes = np.asarray(json.loads(self.metadata["resume"]["key"])["batch_sizes"], dtype=float)
-        return sizes / sizes.sum()
-
     def finish(self) -> Landscape:
-        axes = [np.asarray(a) for a in json.loads(self.metadata["resume"]["key"])["axes"]]
         main = "loss" if "loss" in self.terms else self.terms[0]
         fields = {name: self.arrays[name].reshape(self.shape) for name in self.terms}
-        n_batches = len(self.weights())
+        n_batches = len(self.weights)
         self.metadata["sampling"]["n_nonfinite"] = int(np.count_nonzero(~np.isfinite(fields[main])))
         land = Landscape(
-            axes=axes,
+            axes=self.axes,
             values=fields[main],
             spread=self.arrays["spread"].reshape(self.shape) if n_batches > 1 else None,
             fields=fields,
