@@ -362,3 +362,26 @@ def test_single_point_and_bad_input():
         tl.merge_tree_from_points(np.random.default_rng(0).random((10, 2)), np.arange(10.0), k=0)
     with pytest.raises(ValueError, match="values: expected shape"):
         tl.Landscape(axes=[np.arange(3.0)], values=np.zeros(4))
+
+
+def test_features_against_values_computed_from_the_wells():
+    x = np.linspace(0, 6, 601)
+    depths = np.array([1.0, 0.5, 0.3, 0.1, 0.05])
+    values = 2.0 + wells(depths, [1, 2, 3, 4, 5], x)
+    f = tl.merge_tree(tl.Landscape(axes=[x], values=values)).features()
+    pers = depths[1:]  # the four wells that merge, each as deep as its well
+    shares = pers / pers.sum()
+    assert f["n_minima"] == 5 and f["n_saddles"] == 4 and f["n_components"] == 1
+    assert f["total_persistence"] == pytest.approx(pers.sum(), rel=1e-4)
+    assert f["max_persistence"] == pytest.approx(0.5, rel=1e-4)
+    assert f["smad"] == pytest.approx(pers.mean(), rel=1e-4)
+    assert f["smad_normalized"] == pytest.approx(
+        pers.mean() / (values.max() - values.min()), rel=1e-4
+    )
+    assert f["persistence_entropy"] == pytest.approx(-(shares * np.log(shares)).sum(), rel=1e-3)
+    assert f["global_min"] == pytest.approx(1.0, abs=1e-9)
+    assert f["basin_1_size"] == 1.0 and f["basin_1_depth"] == pytest.approx(values.max() - 1.0)
+    assert f["basin_1_mean_loss"] == pytest.approx(values.mean())
+    # each shallower well's basin: the samples below its saddle around its centre (~0 here)
+    assert 0 < f["basin_2_size"] < 0.25 and f["basin_2_depth"] == pytest.approx(0.5, rel=1e-4)
+    assert f["relative_depth_2"] == pytest.approx(0.5 / (values.max() - 1.0), rel=1e-4)
