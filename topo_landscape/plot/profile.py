@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
-from ..topology.merge_tree import MergeTree
+from ..topology.merge_tree import MergeTree, component_extent
 from ._common import figure_axes, shared_norm
 
 
@@ -84,15 +84,12 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
     if max_basins is not None:
         tree = tree.top(max_basins)
     b = tree.branches
-    finite = np.isfinite(tree.values)
-    children = [[] for _ in range(len(b))]
-    for i in np.flatnonzero(b.parent >= 0):
-        children[b.parent[i]].append(int(i))
+    children = b.children
     rims = np.array(b.death, dtype=float)
     for i in np.flatnonzero(~np.isfinite(rims)):
         if b.parent[i] < 0:
-            in_component = (tree.component == tree.component[b.minimum[i]]) & finite
-            rims[i] = tree.values[in_component].max() if in_component.any() else b.birth[i]
+            top = component_extent(tree, i)[1]
+            rims[i] = top if np.isfinite(top) else b.birth[i]
         else:  # merges only through non-finite samples: draw it up to the parent's rim
             rims[i] = np.nan
     for i in np.argsort(-np.nan_to_num(b.size.astype(float))):  # parents (larger) first

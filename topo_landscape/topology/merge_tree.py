@@ -66,6 +66,14 @@ class Branches:
         with np.errstate(invalid="ignore"):
             return np.abs(self.death - self.birth)
 
+    @cached_property
+    def children(self) -> list[list[int]]:
+        """``children[i]``: the branches that merge into branch i, by index."""
+        out = [[] for _ in range(len(self))]
+        for i in np.flatnonzero(self.parent >= 0):
+            out[self.parent[i]].append(int(i))
+        return out
+
 
 @dataclass(frozen=True, eq=False)
 class MergeTree:
@@ -244,6 +252,14 @@ def _sizes(labels, parent, ends, values, m):
     return count, mean
 
 
+def component_extent(tree: MergeTree, branch: int) -> tuple[float, float]:
+    """Lowest and highest finite value in the connected component of a branch's minimum
+    (NaN, NaN when the component holds none)."""
+    values = tree.values[(tree.component == tree.component[tree.branches.minimum[branch]])]
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if values.size else (np.nan, np.nan)
+
+
 def _build_graph(tree: MergeTree) -> nx.DiGraph:
     b, rank = tree.branches, tree.rank
     m = len(b)
@@ -251,9 +267,7 @@ def _build_graph(tree: MergeTree) -> nx.DiGraph:
     by_branch = np.lexsort((rank, tree.labels))
     starts = np.searchsorted(tree.labels[by_branch], np.arange(m + 1))
     branch_ranks = rank[by_branch]
-    children = [[] for _ in range(m)]
-    for i in np.flatnonzero(b.parent >= 0):
-        children[b.parent[i]].append(i)
+    children = b.children
     # each component's root: its highest-ranked sample
     order = np.argsort(rank)
     top = {}

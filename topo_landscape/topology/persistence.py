@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from ..landscape import Landscape
-from .merge_tree import MergeTree
+from .merge_tree import MergeTree, component_extent
 
 
 def features(tree: MergeTree, *, top: int = 3) -> dict:
@@ -74,9 +74,8 @@ def features(tree: MergeTree, *, top: int = 3) -> dict:
     }
     depth = np.where(has_end, pers, 0.0)
     for i in np.flatnonzero(b.parent < 0):  # a main basin is as deep as its component's range
-        in_component = tree.component == tree.component[b.minimum[i]]
-        vals = values[in_component & finite]
-        depth[i] = float(np.abs(vals.max() - vals.min())) if vals.size else 0.0
+        lo, hi = component_extent(tree, i)
+        depth[i] = hi - lo if np.isfinite(lo) else 0.0
     by_size = np.lexsort((-depth, -b.size))
     for rank in range(top):
         if rank < len(by_size):
