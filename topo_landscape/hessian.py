@@ -14,10 +14,11 @@ quadrature (Lin, Saad & Yang 2016; Ghorbani et al. 2019) with full reorthogonali
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -48,8 +49,10 @@ class HessianSpectrum:
         Top eigenvalues, ordered by magnitude (or value, for ``which="largest"``).
     residuals : ndarray of shape (k,)
         ``|H v - lambda v| / |lambda|`` of each returned eigenpair.
-    eigenvectors : Directions
-        Unit eigenvectors over the parameters, as Directions (usable with ``tl.sample``).
+    eigenvectors : Directions or None
+        Unit eigenvectors over the parameters, as Directions (usable with ``tl.sample``); their
+        ``info["spectrum"]`` is :meth:`metadata`, so Landscapes sampled along them keep it.
+        None when ``top_n`` is 0.
     trace : float
         Hutchinson estimate of the trace.
     trace_stderr : float
@@ -70,7 +73,7 @@ class HessianSpectrum:
 
     eigenvalues: np.ndarray
     residuals: np.ndarray
-    eigenvectors: Directions
+    eigenvectors: Directions | None
     trace: float
     trace_stderr: float
     trace_samples: int
@@ -92,7 +95,11 @@ class HessianSpectrum:
             "n_parameters": self.n_parameters,
         }
         if self.density is not None:
-            meta.update(density_grid=self.density_grid, density=self.density)
+            meta.update(
+                density_grid=self.density_grid,
+                density=self.density,
+                density_sigma=self.density_sigma,
+            )
         return meta
 
 
@@ -113,7 +120,6 @@ class _HVP:
         self.dtype, self.device = self.params[0].dtype, self.params[0].device
         sizes = np.array([batch_size(b) for b in batches], dtype=float)
         self.weights = (sizes / sizes.sum()).tolist()
-        self.method = method
         self.calls = 0
         self.grads: list[torch.Tensor] | None = None
         if method == "double_backward":
@@ -139,14 +145,11 @@ class _HVP:
                 f"hvp: expected 'double_backward' or 'forward_over_reverse'; got {method!r}"
             )
 
-    def _loss(self, batch) -> torch.Tensor:
-        return self._loss_of_batch(self.model, batch)
-
-    def _loss_of_batch(self, model, batch) -> torch.Tensor:
+    def _loss(self, model, batch) -> torch.Tensor:
         return main_term(self.loss_fn(model, batch), "at the unperturbed weights")
 
     def _gradient(self, batch, create_graph: bool) -> tuple[torch.Tensor, ...]:
-        loss = self._loss(batch)
+        loss = self._loss(self.model, batch)
         if not torch.isfinite(loss):
             raise ValueError(
                 f"loss_fn: the loss at the unperturbed weights is {float(loss.detach())}; "
@@ -191,7 +194,7 @@ class _HVP:
     def _forward_over_reverse(self, batch, v):
         keys = ["model." + name for name in self.names]
         theta = tuple(p.detach() for p in self.params)
-        wrapper = LossOfModel(self.model, self._loss_of_batch)
+        wrapper = LossOfModel(self.model, self._loss)
 
         def loss_of(ps):
             return torch.func.functional_call(wrapper, dict(zip(keys, ps)), (batch,))
@@ -233,12 +236,32 @@ def _top_eigenpairs(hvp: _HVP, n: int, which: str, tol: float, max_iter: int | N
                 f"max_iter: Lanczos did not converge to tol={tol} in {max_iter} restarts "
                 f"({len(err.eigenvalues)} of {n} eigenpairs did); raise max_iter or tol"
             ) from None
+    return _canonical(values, vectors, n, which)
+
+
+def _canonical(values: np.ndarray, vectors: np.ndarray, n: int, which: str):
+    """The top n eigenpairs in the order asked for (by magnitude or by value), each
+    eigenvector's sign fixed so that its largest-magnitude entry is positive."""
     order = np.argsort(-np.abs(values) if which == "magnitude" else -values, kind="stable")[:n]
-    values, vectors = values[order], vectors[:, order]
-    # a deterministic sign: the largest-magnitude entry of each eigenvector is positive
+    values, vectors = np.asarray(values)[order], vectors[:, order]
     pivots = np.abs(vectors).argmax(axis=0)
-    vectors = vectors * np.sign(vectors[pivots, np.arange(vectors.shape[1])])
-    return values, vectors
+    return values, vectors * np.sign(vectors[pivots, np.arange(vectors.shape[1])])
+
+
+def _default_tol(dtype: torch.dtype) -> float:
+    """Lanczos tolerance (relative residual) reachable with products in the model's dtype."""
+    return 1e-10 if dtype == torch.float64 else 1e-6
+
+
+@contextlib.contextmanager
+def _differentiable(model: nn.Module, names: Sequence[str]):
+    """The model in eval() mode with only the named parameters requiring grad; everything
+    (weights, .grad, flags, modes) restored on exit."""
+    with _model.preserved(model):
+        model.eval()
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in names)
+        yield
 
 
 def _residuals(hvp: _HVP, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -400,10 +423,7 @@ def hessian_directions(
     if n > size:
         raise ValueError(f"n: asked for {n} eigenvectors of a Hessian over {size} parameters")
     info = {"backend": backend, "which": which, "hvp": hvp if backend == "lanczos" else "pyhessian"}
-    with _model.preserved(model):
-        model.eval()
-        for name, p in model.named_parameters():
-            p.requires_grad_(name in names)
+    with _differentiable(model, names):
         if backend == "pyhessian":
             if which != "magnitude":
                 raise ValueError(
@@ -417,7 +437,7 @@ def hessian_directions(
             hvp_op = _HVP(model, loss_fn, batch_list, names, "double_backward")
         else:
             hvp_op = _HVP(model, loss_fn, batch_list, names, hvp)
-            tol = tol if tol is not None else (1e-10 if hvp_op.dtype == torch.float64 else 1e-6)
+            tol = tol if tol is not None else _default_tol(hvp_op.dtype)
             values, vectors = _top_eigenpairs(hvp_op, n, which, tol, max_iter, seed)
             info["hvp_calls"] = hvp_op.calls
         residuals = _residuals(hvp_op, values, vectors)
@@ -482,16 +502,13 @@ def hessian_spectrum(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
     batch_list, names = _prepare(model, loss_fn, batches, parameters)
-    with _model.preserved(model):
-        model.eval()
-        for name, p in model.named_parameters():
-            p.requires_grad_(name in names)
+    with _differentiable(model, names):
         op = _HVP(model, loss_fn, batch_list, names, hvp)
         if top_n > op.n:
             raise ValueError(
                 f"top_n: asked for {top_n} eigenvalues of a Hessian over {op.n} parameters"
             )
-        tol = tol if tol is not None else (1e-10 if op.dtype == torch.float64 else 1e-6)
+        tol = tol if tol is not None else _default_tol(op.dtype)
         if top_n:
             values, vectors = _top_eigenpairs(op, top_n, "magnitude", tol, None, seed)
             residuals = _residuals(op, values, vectors)
@@ -511,24 +528,10 @@ def hessian_spectrum(
             for i, (nd, wt) in enumerate(runs):
                 nodes[i, : len(nd)], weights[i, : len(wt)] = nd, wt
             grid, dens, sigma = _smoothed_density(nodes, weights, density_sigma)
-    summary = {
-        "trace": trace,
-        "trace_stderr": stderr,
-        "trace_samples": int(trace_samples),
-        "n_parameters": op.n,
-    }
-    if density:
-        summary.update(density_grid=grid, density=dens, density_sigma=sigma)
-    info = {"backend": "lanczos", "which": "magnitude", "hvp": hvp, "spectrum": summary}
-    eigvecs = (
-        _as_directions(model, names, values, vectors, residuals, None, seed, info)
-        if top_n
-        else None
-    )
-    return HessianSpectrum(
+    spectrum = HessianSpectrum(
         eigenvalues=values,
         residuals=residuals,
-        eigenvectors=eigvecs,
+        eigenvectors=None,
         trace=trace,
         trace_stderr=stderr,
         trace_samples=int(trace_samples),
@@ -539,6 +542,11 @@ def hessian_spectrum(
         slq_weights=weights,
         n_parameters=op.n,
     )
+    if not top_n:
+        return spectrum
+    info = {"backend": "lanczos", "which": "magnitude", "hvp": hvp, "spectrum": spectrum.metadata()}
+    eigvecs = _as_directions(model, names, values, vectors, residuals, None, seed, info)
+    return replace(spectrum, eigenvectors=eigvecs)
 
 
 def _smoothed_density(nodes, weights, sigma, points: int = 1000):
@@ -611,11 +619,8 @@ def _pyhessian_eigenpairs(model, loss_fn, batches, names, n, tol, max_iter, seed
         finally:
             for p in model.parameters():
                 p.grad = None  # drop the create_graph cycle PyHessian leaves in .grad
-    order = np.argsort(-np.abs(values), kind="stable")
     flat = np.stack(
-        [torch.cat([t.reshape(-1) for t in vectors[i]]).double().cpu().numpy() for i in order],
+        [torch.cat([t.reshape(-1) for t in vector]).double().cpu().numpy() for vector in vectors],
         axis=1,
     )
-    pivots = np.abs(flat).argmax(axis=0)
-    flat = flat * np.sign(flat[pivots, np.arange(flat.shape[1])])
-    return np.asarray(values)[order], flat
+    return _canonical(np.asarray(values), flat, n, "magnitude")
