@@ -155,7 +155,6 @@ def _sample(args) -> None:
         load_checkpoint(model, args.checkpoint)
     if args.device:
         model = model.to(args.device)
-    normalization = None if args.normalization == "none" else args.normalization
     if args.directions == "hessian":
         dirs = tl.hessian_directions(
             model,
@@ -163,10 +162,12 @@ def _sample(args) -> None:
             batches,
             n=args.n,
             seed=args.seed,
-            normalization=normalization if args.normalize_hessian else None,
+            normalization=args.normalization if args.normalize_hessian else None,
         )
     else:
-        dirs = tl.random_directions(model, n=args.n, normalization=normalization, seed=args.seed)
+        dirs = tl.random_directions(
+            model, n=args.n, normalization=args.normalization, seed=args.seed
+        )
     land = tl.sample(
         model,
         loss_fn,
@@ -249,7 +250,7 @@ def _series(args) -> None:
         batches,
         directions=args.directions,
         n=args.n,
-        normalization=None if args.normalization == "none" else args.normalization,
+        normalization=args.normalization,
         resolution=args.resolution,
         span=args.span,
         mode=args.mode,
@@ -405,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"config: unknown option(s) {unknown} for '{args.command}'")
             sub.set_defaults(**config)
             args = parser.parse_args(argv)
+        if getattr(args, "normalization", None) == "none":  # flag or config file alike
+            args.normalization = None
         missing = [name for name in REQUIRED.get(args.command, []) if getattr(args, name) is None]
         if missing:
             parser.error(
