@@ -142,3 +142,28 @@ def test_bad_input():
         tl.plot.profile(tl.merge_tree(land), max_basins=0)
     with pytest.raises(ValueError, match="labels: expected 2 labels"):
         tl.plot.compare([land, land], ["one"])
+
+
+def test_profile_of_a_simplified_tree_with_two_components():
+    # two unconnected chains of wells; the left one's shallow well (floor 1.5) lies below the
+    # right one's main minimum (2.1), so simplifying renumbers the right main basin from 2 to 1
+    import scipy.sparse as sp
+
+    x = np.linspace(0, 6, 301)
+    values = np.concatenate([wells(x, [1.0, 0.5], [1, 4]), wells(x, [0.8, 0.3], [1, 4]) + 0.9])
+    n = len(x)
+    chain = [(i, i + 1) for i in range(n - 1)]
+    edges = np.array(chain + [(i + n, j + n) for i, j in chain])
+    graph = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(2 * n, 2 * n))
+    points = np.concatenate([x, x + 100])[:, None]
+    tree = tl.merge_tree_from_points(points, values, graph=graph.tocsr())
+    assert tree.branches.parent.tolist() == [-1, 0, -1, 2]
+    shown = tree.simplify(0.6)  # drops both shallow wells: two main basins, no saddle
+    assert shown.branches.parent.tolist() == [-1, -1]
+    basins = tl.plot.profile_layout(tree, threshold=0.6)
+    assert sorted((b.branch, b.parent) for b in basins) == [(0, -1), (1, -1)]
+    fig = tl.plot.profile(tree, threshold=0.6)
+    saddles = [c for c in fig.axes[0].collections if c.get_gid() == "saddles"]
+    assert sum(len(c.get_offsets()) for c in saddles) == 0
+    fig = tl.plot.merge_tree(tree, threshold=0.6)
+    assert len(fig.axes[0].collections) == 2  # a red dot per minimum and no saddle

@@ -100,16 +100,12 @@ def merge_tree(
         for basin in profile_layout(tree, threshold=threshold, max_basins=max_basins)
     }
     total = max(basin.right for basin in basins.values())
-    shown = tree.simplify(threshold) if threshold > 0 else tree
-    if max_basins is not None:
-        shown = shown.top(max_basins)
-    parent = shown.branches.parent
     fig, ax = figure_axes(ax, size=(5.5, 3.8))
-    for i, basin in basins.items():
+    for basin in basins.values():
         x = basin.minimum_x / total
         ax.plot([x, x], [basin.floor, basin.rim], color="k", lw=1)
-        if parent[i] >= 0:
-            px = basins[parent[i]].minimum_x / total
+        if basin.parent >= 0:
+            px = basins[basin.parent].minimum_x / total
             ax.plot([x, px], [basin.rim, basin.rim], color="k", lw=1)
             ax.scatter([px], [basin.rim], s=14, color="orange", zorder=3)
         ax.scatter([x], [basin.floor], s=14, color="red", zorder=3)

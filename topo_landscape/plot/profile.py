@@ -28,7 +28,10 @@ class Basin:
     Attributes
     ----------
     branch : int
-        Index into ``tree.branches``.
+        Index of the branch in the tree as shown (after any ``threshold`` / ``max_basins``
+        simplification).
+    parent : int
+        The branch it merges into, in the same tree; -1 for a main basin.
     left, right : float
         Horizontal extent; ``right - left`` is the branch's size (samples in its sub-tree).
     floor : float
@@ -44,6 +47,7 @@ class Basin:
     """
 
     branch: int
+    parent: int
     left: float
     right: float
     floor: float
@@ -139,6 +143,7 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
         basins.append(
             Basin(
                 branch=i,
+                parent=int(b.parent[i]),
                 left=left,
                 right=right,
                 floor=float(b.birth[i]),
@@ -246,7 +251,6 @@ def profile(
         )
         ax.add_patch(patch)
     if markers:
-        b = tree.branches
         mins = np.array([[basin.minimum_x / total, basin.floor] for basin in basins])
         ax.scatter(
             mins[:, 0], mins[:, 1], s=14, color="red", zorder=3, label="minimum", gid="minima"
@@ -255,7 +259,7 @@ def profile(
             [
                 [(basin.left + basin.right) / 2 / total, basin.rim]
                 for basin in basins
-                if b.parent[basin.branch] >= 0
+                if basin.parent >= 0
             ]
         ).reshape(-1, 2)
         if len(saddles):
