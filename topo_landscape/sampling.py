@@ -332,12 +332,11 @@ class _Evaluator:
         Returns the term names and the main term per batch, ndarray of shape (batches,).
         """
         where = "at the unperturbed weights"
-        first = as_terms(self._call(self.batches[0]), where)
-        self.terms = list(first)
-        values = [torch.stack([t.detach() for t in first.values()])]
-        values += [self._terms(self._call(b), where) for b in self.batches[1:]]
+        outputs = [self._call(b) for b in self.batches]
+        self.terms = list(as_terms(outputs[0], where))
+        values = torch.stack([self._terms(output, where) for output in outputs])
         main = self.terms.index("loss") if "loss" in self.terms else 0
-        return self.terms, torch.stack(values)[:, main].double().cpu().numpy()
+        return self.terms, values[:, main].double().cpu().numpy()
 
     def loop(self, alphas: np.ndarray) -> np.ndarray:
         out = []
