@@ -1,11 +1,27 @@
 import pytest
 import torch
 
+# device parameters: CUDA runs where present (on a GPU machine), and is skipped elsewhere
+CUDA = pytest.param(
+    "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+)
+DEVICES = ["cpu", CUDA]
+
 
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def no_tf32(monkeypatch):
+    """TF32 off: a speed setting of the user's that rounds float32 products at 1e-3."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    yield
+    torch.set_float32_matmul_precision(previous)
 
 
 def snapshot(model):
