@@ -35,35 +35,55 @@ def check_outputs(out, n_rows):
     return rows
 
 
-def test_pinn_quick_mode_small(tmp_path):
+def test_pinn_quick_mode_small(tmp_path, capsys):
     argv = [
         "--quick",
         "--betas",
         "1",
         "30",
+        "--seeds",
+        "0",
+        "1",
         "--steps",
         "150",
         "--collocation",
         "64",
         "--resolution3",
         "7",
-        "--resolution4",
-        "5",
         "--device",
         "cpu",
         "--out",
         str(tmp_path),
     ]
-    run_pinn(argv)
-    check_outputs(tmp_path, 2)
+    runs = tmp_path / "runs"
 
-    # resumable: a second call finds every run finished and rewrites none of them
-    def stamps():
-        runs = tmp_path / "runs"
-        return {name: os.path.getmtime(runs / name) for name in os.listdir(runs)}
+    def stamps(suffix=""):
+        return {n: os.path.getmtime(runs / n) for n in os.listdir(runs) if n.endswith(suffix)}
 
+    # a time limit of 0 starts nothing, and says so
+    run_pinn([*argv, "--max-minutes", "0"])
+    assert "stopped at the time limit" in capsys.readouterr().out
+    assert not stamps()
+
+    # 3D grids only (a resolution of 0 skips the 4D one) ...
+    run_pinn([*argv, "--resolution4", "0"])
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all("4d_n_minima" not in row for row in rows)
+    assert not (tmp_path / "profiles_3d_vs_4d.png").exists()
+    weights = stamps("_weights.pt")
+    assert len(weights) == 4
+
+    # ... then the 4D grids are added without training again
+    capsys.readouterr()
+    run_pinn([*argv, "--resolution4", "5"])
+    check_outputs(tmp_path, 4)
+    assert stamps("_weights.pt") == weights
+    assert "trained" not in capsys.readouterr().out
+
+    # resumable: a further call finds every run finished and rewrites none of them
     before = stamps()
-    run_pinn(argv)
+    run_pinn([*argv, "--resolution4", "5"])
     assert stamps() == before
 
 

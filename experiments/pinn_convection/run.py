@@ -2,15 +2,18 @@
 
 u_t + beta u_x = 0 on x in [0, 2 pi), t in [0, 1], u(x, 0) = sin x, periodic in x; exact solution
 sin(x - beta t) (Krishnapriyan et al. 2021). For each (beta, learning rate, seed): train an MLP
-(4 hidden layers of 50, tanh) with full-batch Adam on residual + initial + boundary loss, measure
-its relative L2 error, take the top-4 Hessian eigenvectors, sample the loss on a 3D grid (top-3)
-and a 4D grid (top-4), and compute merge trees and features. Uses only the public API.
+(4 hidden layers of 50, tanh) with full-batch Adam on residual + initial + boundary loss (all
+runs of one beta together, one vmapped step for all), measure its relative L2 error, take the
+top-4 Hessian eigenvectors, sample the loss on a 3D grid (top-3) and a 4D grid (top-4), and
+compute merge trees and features. Uses only the public API.
 
     python experiments/pinn_convection/run.py --quick          # CPU, a few minutes
     python experiments/pinn_convection/run.py --full --device cuda
+    python experiments/pinn_convection/run.py --full --resolution4 0 --max-minutes 8
 
-Every run is stored under OUT/runs/ as it finishes (trained weights, landscapes, a JSON row);
-calling the script again skips finished runs and resumes unfinished landscapes.
+Every run is stored under OUT/runs/ stage by stage (trained weights, a JSON row, Hessian
+directions, one landscape file per grid); calling the script again does only what is missing,
+and an interrupted landscape resumes where it stopped. A resolution of 0 skips that grid.
 """
 
 from __future__ import annotations
@@ -59,67 +62,130 @@ def relative_error(model: torch.nn.Module, beta: float, device) -> float:
     return float(torch.linalg.norm(u - exact) / torch.linalg.norm(exact))
 
 
-def run_one(beta, lr, seed, cfg, out, device) -> dict:
-    key = f"beta{beta:g}_lr{lr:g}_seed{seed}"
-    row_path = os.path.join(out, "runs", f"{key}.json")
-    if os.path.exists(row_path):
-        with open(row_path) as f:
-            return json.load(f)
-    os.makedirs(os.path.dirname(row_path), exist_ok=True)
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    model = tl.examples.mlp(2, 1).to(device)
-    points = tl.examples.convection_points(
-        cfg["collocation"], cfg["collocation"] // 4, cfg["collocation"] // 4, seed=seed
-    )
-    batch = {k: v.to(device) for k, v in points.items()}
-    loss_fn = tl.examples.convection_loss(beta)
-    weights = os.path.join(out, "runs", f"{key}.pt")
-    if os.path.exists(weights):
-        model.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
-        history = [float("nan")]
-    else:
-        history = tl.examples.train(model, loss_fn, batch, steps=cfg["steps"], lr=lr, seed=seed)
-        torch.save(model.state_dict(), weights)
-    row = {
-        "beta": beta,
-        "lr": lr,
-        "seed": seed,
-        "final_loss": history[-1],
-        "error": relative_error(model, beta, device),
-    }
-    if not np.isfinite(row["final_loss"]) and history != [float("nan")]:
-        row["diverged"] = True
-    try:
-        dirs4 = tl.hessian_directions(model, loss_fn, batch, n=4, seed=seed)
-    except ValueError as err:  # a diverged run has no finite loss to take the Hessian of
-        row["note"] = str(err)[:200]
-        return _finish(row, row_path, started)
-    row.update({f"eigenvalue_{i + 1}": float(v) for i, v in enumerate(dirs4.eigenvalues)})
-    for n, dirs, resolution in [
-        (3, dirs4.take([0, 1, 2]), cfg["resolution3"]),
-        (4, dirs4, cfg["resolution4"]),
-    ]:
-        land = tl.sample(
-            model,
-            loss_fn,
-            batch,
-            dirs,
-            resolution=resolution,
-            span=cfg["span"],
-            out=os.path.join(out, "runs", f"{key}_{n}d.h5"),
-            progress=False,
+def _key(beta, lr, seed) -> str:
+    return f"beta{beta:g}_lr{lr:g}_seed{seed}"
+
+
+class Study:
+    """The runs of one configuration under ``out/runs``; each stage is stored as it finishes.
+
+    A run is its trained weights (``KEY_weights.pt``), its JSON row (``KEY.json``: error,
+    eigenvalues, features), its Hessian directions (``KEY_dirs.pt``) and one landscape file per
+    grid (``KEY_3d_r41.h5``). Calling a stage again does only what is missing.
+    """
+
+    def __init__(self, cfg, out, device):
+        self.cfg, self.device = cfg, device
+        self.runs = os.path.join(out, "runs")
+        os.makedirs(self.runs, exist_ok=True)
+
+    def path(self, key, suffix):
+        return os.path.join(self.runs, key + suffix)
+
+    def row(self, beta, lr, seed) -> dict:
+        path = self.path(_key(beta, lr, seed), ".json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        return {"beta": beta, "lr": lr, "seed": seed}
+
+    def save(self, row):
+        with open(self.path(_key(row["beta"], row["lr"], row["seed"]), ".json"), "w") as f:
+            json.dump(row, f, indent=1)
+
+    def batch(self, seed):
+        n = self.cfg["collocation"]
+        points = tl.examples.convection_points(n, n // 4, n // 4, seed=seed)
+        return {k: v.to(self.device) for k, v in points.items()}
+
+    def model(self, seed):
+        torch.manual_seed(seed)
+        return tl.examples.mlp(2, 1).to(self.device)
+
+    def train(self, beta) -> int:
+        """Train every untrained run of this beta together (one vmapped Adam step for all)."""
+        todo = [
+            (lr, seed)
+            for lr in self.cfg["lrs"]
+            for seed in self.cfg["seeds"]
+            if not os.path.exists(self.path(_key(beta, lr, seed), "_weights.pt"))
+        ]
+        if not todo:
+            return 0
+        started = time.perf_counter()
+        models = [self.model(seed) for _, seed in todo]
+        histories = tl.examples.train_many(
+            models,
+            tl.examples.convection_loss(beta),
+            [self.batch(seed) for _, seed in todo],
+            steps=self.cfg["steps"],
+            lrs=[lr for lr, _ in todo],
         )
-        features = tl.merge_tree(land).features()
-        row.update({f"{n}d_{name}": value for name, value in features.items()})
-    return _finish(row, row_path, started)
+        seconds = (time.perf_counter() - started) / len(todo)
+        for (lr, seed), model, history in zip(todo, models, histories):
+            key = _key(beta, lr, seed)
+            row = {"beta": beta, "lr": lr, "seed": seed, "final_loss": history[-1]}
+            row["error"] = relative_error(model, beta, self.device)
+            row["diverged"] = not np.isfinite(history[-1])
+            row["train_seconds"] = seconds
+            torch.save(model.state_dict(), self.path(key, "_weights.pt"))
+            self.save(row)
+        return len(todo)
 
+    def landscapes(self, beta, lr, seed) -> dict:
+        """The Hessian directions, then each requested grid that the row does not have yet."""
+        row = self.row(beta, lr, seed)
+        key = _key(beta, lr, seed)
+        grids = [(n, self.cfg[f"resolution{n}"]) for n in (3, 4) if self.cfg[f"resolution{n}"]]
+        if row.get("diverged") or all(row.get(f"{n}d_resolution") == r for n, r in grids):
+            return row
+        started = time.perf_counter()
+        model = self.model(seed)
+        model.load_state_dict(
+            torch.load(self.path(key, "_weights.pt"), map_location=self.device, weights_only=True)
+        )
+        batch, loss_fn = self.batch(seed), tl.examples.convection_loss(beta)
+        if os.path.exists(self.path(key, "_dirs.pt")):
+            dirs4 = tl.Directions.load(self.path(key, "_dirs.pt"), map_location=self.device)
+        else:
+            try:
+                dirs4 = tl.hessian_directions(model, loss_fn, batch, n=4, seed=seed)
+            except ValueError as err:  # no finite loss at the trained weights
+                row.update(diverged=True, note=str(err)[:200])
+                self.save(row)
+                return row
+            dirs4.save(self.path(key, "_dirs.pt"))
+        row.update({f"eigenvalue_{i + 1}": float(v) for i, v in enumerate(dirs4.eigenvalues)})
+        for n, resolution in grids:
+            if row.get(f"{n}d_resolution") == resolution:
+                continue
+            land = tl.sample(
+                model,
+                loss_fn,
+                batch,
+                dirs4.take(range(n)),
+                resolution=resolution,
+                span=self.cfg["span"],
+                out=self.path(key, f"_{n}d_r{resolution}.h5"),
+                progress=False,
+            )
+            features = tl.merge_tree(land).features()
+            row.update({f"{n}d_{name}": value for name, value in features.items()})
+            row[f"{n}d_resolution"] = resolution
+            row[f"{n}d_seconds"] = land.metadata["sampling"]["seconds"]
+        row["landscape_seconds"] = time.perf_counter() - started
+        self.save(row)
+        return row
 
-def _finish(row, path, started):
-    row["seconds"] = time.perf_counter() - started
-    with open(path, "w") as f:
-        json.dump(row, f, indent=1)
-    return row
+    def tree(self, row, n):
+        return tl.merge_tree(
+            tl.load(
+                self.path(
+                    _key(row["beta"], row["lr"], row["seed"]),
+                    f"_{n}d_r{row[f'{n}d_resolution']}.h5",
+                )
+            )
+        )
 
 
 def write_table(rows, path):
@@ -130,27 +196,34 @@ def write_table(rows, path):
         writer.writerows(rows)
 
 
-def figures(rows, cfg, out):
-    """The four figures of the study; returns {name: path}."""
+def figures(rows, study, out):
+    """The study's figures from the rows that have what each needs; returns {name: path}."""
     paths = {}
     ok = [r for r in rows if "3d_n_minima" in r]
-    seed, lr = cfg["seeds"][0], _best_lr(ok)
+    if not ok:
+        return paths
+    seed, lr = min(r["seed"] for r in ok), _best_lr(ok)
     chosen = sorted((r for r in ok if r["seed"] == seed and r["lr"] == lr), key=lambda r: r["beta"])
-    key = lambda r: f"beta{r['beta']:g}_lr{r['lr']:g}_seed{r['seed']}"  # noqa: E731
-    trees3 = [tl.merge_tree(tl.load(os.path.join(out, "runs", f"{key(r)}_3d.h5"))) for r in chosen]
-    trees4 = [tl.merge_tree(tl.load(os.path.join(out, "runs", f"{key(r)}_4d.h5"))) for r in chosen]
+    trees3 = [study.tree(r, 3) for r in chosen]
     labels = [f"β = {r['beta']:g}, error {r['error']:.2f}" for r in chosen]
-    log = all(float(t.branches.birth.min()) > 0 for t in trees3 + trees4)
+    log = all(float(t.branches.birth.min()) > 0 for t in trees3)
     paths["profiles_over_beta"] = os.path.join(out, "profiles_over_beta.png")
     tl.plot.compare(trees3, labels, log=log, ncols=min(4, len(trees3))).savefig(
         paths["profiles_over_beta"], dpi=120
     )
-    paths["profiles_3d_vs_4d"] = os.path.join(out, "profiles_3d_vs_4d.png")
-    pair_labels = [f"{lab} ({n}D)" for lab in labels for n in (3, 4)]
-    pairs = [t for t3, t4 in zip(trees3, trees4) for t in (t3, t4)]
-    tl.plot.compare(pairs, pair_labels, log=log, ncols=2).savefig(
-        paths["profiles_3d_vs_4d"], dpi=120
-    )
+    both = [(r, t3) for r, t3 in zip(chosen, trees3) if "4d_n_minima" in r]
+    if both:
+        pairs = [t for r, t3 in both for t in (t3, study.tree(r, 4))]
+        pair_labels = [
+            f"β = {r['beta']:g}, error {r['error']:.2f} ({n}D, {r[f'{n}d_resolution']}^{n})"
+            for r, _ in both
+            for n in (3, 4)
+        ]
+        log4 = log and all(float(t.branches.birth.min()) > 0 for t in pairs)
+        paths["profiles_3d_vs_4d"] = os.path.join(out, "profiles_3d_vs_4d.png")
+        tl.plot.compare(pairs, pair_labels, log=log4, ncols=2).savefig(
+            paths["profiles_3d_vs_4d"], dpi=120
+        )
 
     fig = Figure(figsize=(8, 3.2), layout="constrained")
     for k, (feature, name) in enumerate(
@@ -212,6 +285,12 @@ def main(argv=None):
         default=0.5,
         help="half-width of each axis along the unit eigenvectors (default 0.5)",
     )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="start no new stage after this many minutes; what is done is written (run again "
+        "to go on)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=os.path.join("experiments", "pinn_convection", "results"))
     args = parser.parse_args(argv)
@@ -222,36 +301,47 @@ def main(argv=None):
     cfg["span"] = args.span
     os.makedirs(args.out, exist_ok=True)
     started = time.perf_counter()
-    rows = []
-    total = len(cfg["betas"]) * len(cfg["lrs"]) * len(cfg["seeds"])
+    deadline = math.inf if args.max_minutes is None else started + 60 * args.max_minutes
+    study = Study(cfg, args.out, args.device)
+    runs = [(b, lr, s) for b in cfg["betas"] for lr in cfg["lrs"] for s in cfg["seeds"]]
+    stopped = False
     for beta in cfg["betas"]:
-        for lr in cfg["lrs"]:
-            for seed in cfg["seeds"]:
-                row = run_one(beta, lr, seed, cfg, args.out, args.device)
-                rows.append(row)
-                print(
-                    f"[{len(rows)}/{total}] beta={beta:g} lr={lr:g} seed={seed}: "
-                    f"error {row['error']:.3g}, 3D minima {row.get('3d_n_minima', '-')}, "
-                    f"4D minima {row.get('4d_n_minima', '-')}, {row['seconds']:.0f} s",
-                    flush=True,
-                )
+        if time.perf_counter() > deadline:
+            stopped = True
+            break
+        trained = study.train(beta)
+        if trained:
+            print(f"beta={beta:g}: trained {trained} runs at once", flush=True)
+    for i, run in enumerate(runs):
+        if stopped or time.perf_counter() > deadline:
+            stopped = True
+            break
+        if not os.path.exists(study.path(_key(*run), "_weights.pt")):
+            continue
+        row = study.landscapes(*run)
+        print(
+            f"[{i + 1}/{len(runs)}] beta={row['beta']:g} lr={row['lr']:g} seed={row['seed']}: "
+            f"error {row['error']:.3g}, 3D minima {row.get('3d_n_minima', '-')}, "
+            f"4D minima {row.get('4d_n_minima', '-')}",
+            flush=True,
+        )
+    rows = [study.row(*run) for run in runs]
+    rows = [row for row in rows if "error" in row]
     table = os.path.join(args.out, "results.csv")
     write_table(rows, table)
-    print(f"wrote {table}")
-    for name, path in figures(rows, cfg, args.out).items():
+    print(f"wrote {table} ({len(rows)} of {len(runs)} runs)")
+    for name, path in figures(rows, study, args.out).items():
         print(f"wrote {name}: {path}")
+    seconds = time.perf_counter() - started
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(
-            {
-                **cfg,
-                "device": args.device,
-                "torch": torch.__version__,
-                "seconds": time.perf_counter() - started,
-            },
+            {**cfg, "device": args.device, "torch": torch.__version__, "seconds": seconds},
             f,
             indent=1,
         )
-    print(f"done in {time.perf_counter() - started:.0f} s")
+    if stopped:
+        print(f"stopped at the time limit ({args.max_minutes:g} min): run again to go on")
+    print(f"done in {seconds:.0f} s")
 
 
 if __name__ == "__main__":
