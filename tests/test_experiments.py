@@ -86,6 +86,10 @@ def test_pinn_quick_mode_small(tmp_path, capsys):
     run_pinn([*argv, "--resolution4", "5"])
     assert stamps() == before
 
+    # runs trained otherwise are not mixed in
+    with pytest.raises(ValueError, match="--out: .* was trained with .*'steps': 150"):
+        run_pinn([*argv, "--steps", "100"])
+
 
 @pytest.mark.slow
 def test_pinn_quick_mode_as_documented(tmp_path):

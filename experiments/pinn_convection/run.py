@@ -50,6 +50,8 @@ FULL = dict(
     resolution4=41,
 )
 
+TRAINING = ("steps", "collocation")  # what a run's weights depend on besides beta, lr and seed
+
 
 def relative_error(model: torch.nn.Module, beta: float, device) -> float:
     """Relative L2 error against sin(x - beta t) on a 256 x 100 grid of (x, t)."""
@@ -83,11 +85,19 @@ class Study:
         return os.path.join(self.runs, key + suffix)
 
     def row(self, beta, lr, seed) -> dict:
+        """The stored row of a run (checked against this configuration), or a new one."""
         path = self.path(_key(beta, lr, seed), ".json")
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)
-        return {"beta": beta, "lr": lr, "seed": seed}
+        if not os.path.exists(path):
+            return {"beta": beta, "lr": lr, "seed": seed}
+        with open(path) as f:
+            row = json.load(f)
+        trained = {k: row.get(k) for k in TRAINING}
+        if trained != {k: self.cfg[k] for k in TRAINING}:
+            raise ValueError(
+                f"--out: {path} was trained with {trained}, not with this configuration's "
+                f"{ {k: self.cfg[k] for k in TRAINING} }; choose another --out"
+            )
+        return row
 
     def save(self, row):
         with open(self.path(_key(row["beta"], row["lr"], row["seed"]), ".json"), "w") as f:
@@ -124,7 +134,8 @@ class Study:
         seconds = (time.perf_counter() - started) / len(todo)
         for (lr, seed), model, history in zip(todo, models, histories):
             key = _key(beta, lr, seed)
-            row = {"beta": beta, "lr": lr, "seed": seed, "final_loss": history[-1]}
+            row = {"beta": beta, "lr": lr, "seed": seed, **{k: self.cfg[k] for k in TRAINING}}
+            row["final_loss"] = history[-1]
             row["error"] = relative_error(model, beta, self.device)
             row["diverged"] = not np.isfinite(history[-1])
             row["train_seconds"] = seconds
