@@ -9,6 +9,11 @@ forward pass of the loss.
 
 Targets (issue 2): on one H100, tl.sample at least 300x the plain loop for the PINN and a
 41x41x41 grid in under 1 s; on a CPU, auto mode never slower than the loop.
+
+Last, the cost of moving the weights between grid points in the loop, as a fraction of one
+forward pass, for a deep convolutional net with many parameter tensors (as a UNet has): the
+plain copy and n adds per tensor against tl.sample's loop (fused ``torch._foreach_*`` updates),
+whose time per point beyond the forward pass is the move. Aim: at most 10% of a forward pass.
 """
 
 from __future__ import annotations
@@ -97,6 +102,83 @@ def run(device: torch.device, resolution: int, dims: int, baseline_points: int) 
             )
 
 
+def deep_cnn(width: int, depth: int) -> torch.nn.Sequential:
+    """``depth`` 3x3 convolutions of ``width`` channels with BatchNorm (eval mode) and ReLU."""
+    layers = [torch.nn.Conv2d(3, width, 3, padding=1)]
+    for _ in range(depth):
+        layers += [
+            torch.nn.Conv2d(width, width, 3, padding=1),
+            torch.nn.BatchNorm2d(width),
+            torch.nn.ReLU(),
+        ]
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(width, 10)]
+    return torch.nn.Sequential(*layers).eval()
+
+
+def weight_moves(device: torch.device, dims: int, repeats: int = 3) -> None:
+    cuda = device.type == "cuda"
+    width, depth, images = (256, 48, 8) if cuda else (96, 24, 1)
+    model = deep_cnn(width, depth).to(device)
+    x, y = tl.examples.random_images(images, channels=3, size=32 if cuda else 16, seed=0)
+    batch = (x.to(device), y.to(device))
+    loss_fn = tl.supervised(torch.nn.CrossEntropyLoss())
+    dirs = tl.random_directions(model, n=dims, seed=0)
+    params = dict(model.named_parameters())
+    names = list(dirs.parameter_names)
+    theta = {k: params[k].detach().clone() for k in names}
+    resolution = 4 if dims >= 3 else 8
+    alphas = np.random.default_rng(1).uniform(-1, 1, size=(resolution**dims, dims))
+
+    @torch.no_grad()
+    def timed(step) -> float:
+        step(alphas[0])  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        for alpha in alphas:
+            step(alpha)
+        _sync(device)
+        return (time.perf_counter() - start) / len(alphas)
+
+    def plain_move(alpha):
+        for k in names:
+            params[k].copy_(theta[k])
+            for a, d in zip(alpha, dirs):
+                params[k].add_(d[k], alpha=float(a))
+
+    def plain() -> float:
+        seconds = timed(plain_move)
+        with torch.no_grad():
+            for k in names:
+                params[k].copy_(theta[k])
+        return seconds
+
+    def sampled() -> float:
+        land = tl.sample(
+            model, loss_fn, batch, dirs, resolution=resolution, mode="loop", progress=False
+        )
+        return land.metadata["sampling"]["seconds"] / land.values.size
+
+    # the best of a few rounds, each timing all three in turn: the differences are small
+    best = np.full(3, np.inf)
+    for _ in range(repeats):
+        times = [timed(lambda alpha: float(loss_fn(model, batch))), plain(), sampled()]
+        best = np.minimum(best, times)
+    forward, move, per_point = best
+    extra = per_point - forward
+    print(
+        f"moving the weights, {dims} directions: deep CNN, {depth} convolutions of {width} "
+        f"channels ({sum(p.numel() for p in model.parameters()):,} parameters, {len(names)} "
+        f"tensors moved), {images} images; {resolution}^{dims} points, best of {repeats}"
+    )
+    print(f"  forward pass                          {1e3 * forward:8.2f} ms")
+    print(
+        f"  plain copy + {dims} adds per tensor       {1e3 * move:8.2f} ms   ({move / forward:.0%})"
+    )
+    print(
+        f"  tl.sample loop, beyond the forward    {1e3 * extra:8.2f} ms   ({extra / forward:.0%})"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,6 +200,7 @@ def main():
             dims=args.dims or (3 if cuda else 2),
             baseline_points=args.baseline_points or 300,
         )
+        weight_moves(device, dims=args.dims or (3 if cuda else 2))
 
 
 if __name__ == "__main__":
