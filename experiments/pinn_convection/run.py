@@ -84,6 +84,9 @@ class Study:
     def path(self, key, suffix):
         return os.path.join(self.runs, key + suffix)
 
+    def trained(self, beta, lr, seed) -> bool:
+        return os.path.exists(self.path(_key(beta, lr, seed), "_weights.pt"))
+
     def row(self, beta, lr, seed) -> dict:
         """The stored row of a run (checked against this configuration), or a new one."""
         path = self.path(_key(beta, lr, seed), ".json")
@@ -118,7 +121,7 @@ class Study:
             (lr, seed)
             for lr in self.cfg["lrs"]
             for seed in self.cfg["seeds"]
-            if not os.path.exists(self.path(_key(beta, lr, seed), "_weights.pt"))
+            if not self.trained(beta, lr, seed)
         ]
         if not todo:
             return 0
@@ -327,7 +330,7 @@ def main(argv=None):
         if stopped or time.perf_counter() > deadline:
             stopped = True
             break
-        if not os.path.exists(study.path(_key(*run), "_weights.pt")):
+        if not study.trained(*run):
             continue
         row = study.landscapes(*run)
         print(
