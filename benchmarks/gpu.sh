@@ -9,8 +9,9 @@
 #   bash benchmarks/gpu.sh study [ARGS...]  experiments/pinn_convection/run.py --device cuda ARGS
 #
 # Several steps may follow each other (`tests bench`); `study` takes the rest of the line.
-# Logs, and the study's table and figures, are copied to $OUT (default ./gpu_out), at most eight
-# files a call. The project runs from the checkout (PYTHONPATH); nothing is downloaded.
+# Logs, and the study's table and figures (one .tar.gz), go to $OUT (default ./gpu_out): at most
+# eight files a call. The tests run in parallel (pytest-xdist, XDIST workers, default 8) where
+# pytest-xdist is installed. The project runs from the checkout (PYTHONPATH); nothing is downloaded.
 # PYTHON, WHEELS and RESULTS choose another interpreter (python3), wheel folder (.whl) and
 # study folder (experiments/pinn_convection/results).
 set -uo pipefail
@@ -29,8 +30,10 @@ while [ $# -gt 0 ]; do
   shift
   case "$step" in
     tests)  # the documentation build needs sphinx, which that machine lacks
-      "$PYTHON" -m pytest -p no:cacheprovider --ignore tests/test_docs.py -rs 2>&1 \
-        | tee "$OUT/tests.log" || status=1 ;;
+      parallel=()
+      "$PYTHON" -c "import xdist" 2>/dev/null && parallel=(-n "${XDIST:-8}")
+      "$PYTHON" -m pytest -p no:cacheprovider "${parallel[@]}" --ignore tests/test_docs.py -rs \
+        2>&1 | tee "$OUT/tests.log" || status=1 ;;
     bench)
       { "$PYTHON" benchmarks/sample_throughput.py --device cuda \
           && "$PYTHON" benchmarks/hessian.py --device cuda; } 2>&1 | tee "$OUT/bench.log" || status=1 ;;
@@ -38,7 +41,8 @@ while [ $# -gt 0 ]; do
       results=${RESULTS:-experiments/pinn_convection/results}
       "$PYTHON" experiments/pinn_convection/run.py --device cuda --out "$results" "$@" 2>&1 \
         | tee "$OUT/study.log" || status=1
-      cp "$results"/results.csv "$results"/config.json "$results"/*.png "$OUT"/ 2>/dev/null
+      cp "$results"/results.csv "$results"/config.json "$OUT"/ 2>/dev/null
+      (cd "$results" && tar czf "$OUT/study_figures.tar.gz" ./*.png 2>/dev/null)
       break ;;
     *) echo "unknown step: $step (tests, bench or study)" >&2; exit 2 ;;
   esac
