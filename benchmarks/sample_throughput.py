@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -157,9 +158,29 @@ def deep_cnn(width: int, depth: int) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers).eval()
 
 
-def weight_moves(device: torch.device, dims: int, repeats: int = 3) -> None:
+def foreach_moves(model, dirs, alphas, device) -> float:
+    """Seconds per point of the move with fused multi-tensor updates: one
+    ``torch._foreach_copy_`` and n ``torch._foreach_add_`` over the list of moved tensors."""
+    params = dict(model.named_parameters())
+    moved = [params[k] for k in dirs.parameter_names]
+    theta = [p.detach().clone() for p in moved]
+    per_direction = [[d[k] for k in dirs.parameter_names] for d in dirs]
+    _sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for alpha in alphas:
+            torch._foreach_copy_(moved, theta)
+            for a, d in zip(alpha.tolist(), per_direction):
+                torch._foreach_add_(moved, d, alpha=a)
+        _sync(device)
+        seconds = (time.perf_counter() - start) / len(alphas)
+        torch._foreach_copy_(moved, theta)
+    return seconds
+
+
+def weight_moves(device: torch.device, dims: int, images: int, repeats: int = 3) -> None:
     cuda = device.type == "cuda"
-    width, depth, images = (256, 48, 8) if cuda else (96, 24, 1)
+    width, depth = (256, 48) if cuda else (96, 24)
     model = deep_cnn(width, depth).to(device)
     x, y = tl.examples.random_images(images, channels=3, size=32 if cuda else 16, seed=0)
     batch = (x.to(device), y.to(device))
@@ -170,12 +191,11 @@ def weight_moves(device: torch.device, dims: int, repeats: int = 3) -> None:
 
     @torch.no_grad()
     def forward_pass() -> float:
-        float(loss_fn(model, batch))  # warm-up
+        """The forward passes alone, read back once at the end as tl.sample's loop does."""
+        loss_fn(model, batch)  # warm-up
         _sync(device)
         start = time.perf_counter()
-        for _ in alphas:
-            float(loss_fn(model, batch))
-        _sync(device)
+        torch.stack([loss_fn(model, batch) for _ in alphas]).cpu()
         return (time.perf_counter() - start) / len(alphas)
 
     def sampled() -> float:
@@ -184,15 +204,19 @@ def weight_moves(device: torch.device, dims: int, repeats: int = 3) -> None:
         )
         return land.metadata["sampling"]["seconds"] / land.values.size
 
-    # the best of a few rounds, each timing all four in turn: the differences are small
-    best = np.full(4, np.inf)
+    # the best of a few rounds, each timing all five in turn: the differences are small
+    moves = {
+        f"plain copy + {dims} adds per tensor": partial(
+            plain_loop, model, loss_fn, batch, dirs, alphas, device, forward=False
+        ),
+        f"_foreach copy + {dims} adds": partial(foreach_moves, model, dirs, alphas, device),
+        "flat buffer, one addmv per point": partial(flat_moves, model, dirs, alphas, device),
+    }
+    best = np.full(2 + len(moves), np.inf)
     for _ in range(repeats):
-        moves = plain_loop(model, loss_fn, batch, dirs, alphas, device, forward=False)
-        flat = flat_moves(model, dirs, alphas, device)
-        times = [forward_pass(), moves, flat, sampled()]
+        times = [forward_pass(), *(move() for move in moves.values()), sampled()]
         best = np.minimum(best, times)
-    forward, move, flat, per_point = best
-    extra = per_point - forward
+    forward, per_point = best[0], best[-1]
     print(
         f"moving the weights, {dims} directions: deep CNN, {depth} convolutions of {width} "
         f"channels ({sum(p.numel() for p in model.parameters()):,} parameters, "
@@ -200,10 +224,9 @@ def weight_moves(device: torch.device, dims: int, repeats: int = 3) -> None:
         f"{resolution}^{dims} points, best of {repeats}"
     )
     print(f"  forward pass                          {1e3 * forward:8.2f} ms")
-    print(
-        f"  plain copy + {dims} adds per tensor       {1e3 * move:8.2f} ms   ({move / forward:.0%})"
-    )
-    print(f"  flat buffer, one addmv per point      {1e3 * flat:8.2f} ms   ({flat / forward:.0%})")
+    for label, seconds in zip(moves, best[1:-1]):
+        print(f"  {label:<37} {1e3 * seconds:8.2f} ms   ({seconds / forward:.0%})")
+    extra = per_point - forward
     print(
         f"  tl.sample loop, beyond the forward    {1e3 * extra:8.2f} ms   ({extra / forward:.0%})"
     )
@@ -247,20 +270,29 @@ def main():
         default=120,
         help="time the PINN's 41^4 grid on CUDA when it should take less (0: never)",
     )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=["throughput", "4d", "moves"],
+        default=["throughput", "4d", "moves"],
+        help="what to time (default: all; 4d on CUDA only)",
+    )
     args = parser.parse_args()
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for name in devices:
         device = torch.device(name)
         cuda = device.type == "cuda"
-        run(
-            device,
-            resolution=args.resolution or 41,
-            dims=args.dims or (3 if cuda else 2),
-            baseline_points=args.baseline_points or 300,
-        )
-        if cuda and args.max_4d_seconds > 0:
+        if "throughput" in args.parts:
+            run(
+                device,
+                resolution=args.resolution or 41,
+                dims=args.dims or (3 if cuda else 2),
+                baseline_points=args.baseline_points or 300,
+            )
+        if "4d" in args.parts and cuda and args.max_4d_seconds > 0:
             pinn_4d(device, args.resolution or 41, args.max_4d_seconds)
-        weight_moves(device, dims=args.dims or (3 if cuda else 2))
+        for images in (8, 1) if cuda and "moves" in args.parts else (1,) * ("moves" in args.parts):
+            weight_moves(device, dims=args.dims or (3 if cuda else 2), images=images)
 
 
 if __name__ == "__main__":

@@ -156,9 +156,11 @@ def test_exception_in_loss_leaves_model_exactly_as_it_was(mode, error):
         return MSE(m, batch)
 
     dirs = tl.random_directions(model, n=2, seed=0)
+    storage = [p.data_ptr() for p in model.parameters()]
     with pytest.raises(error):
         tl.sample(model, loss_fn, (x, y), dirs, resolution=5, mode=mode, chunk=2)
     assert_unchanged(model, saved)
+    assert [p.data_ptr() for p in model.parameters()] == storage
     assert model.training and model[1].training
     assert [p.requires_grad for p in model.parameters()] == [True, True, True, True, False, True]
 
@@ -365,3 +367,43 @@ def test_reduced_precision_models_are_sampled_in_their_dtype(mode):
     )
     assert low.values.dtype == np.float64  # stored (and averaged) in float64
     np.testing.assert_allclose(low.values, full.values, rtol=3e-2)
+
+
+class _MixedLayouts(nn.Module):
+    """Parameters of two dtypes, a channels-last weight and a non-dense view of a larger tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+        self.gaps = nn.Parameter(torch.randn(4, 6)[:, ::2])  # strides (6, 2): not dense
+        self.head = nn.Linear(4, 2).double()
+
+    def forward(self, x):
+        h = self.conv(x).mean((2, 3)) + self.gaps.sum(1)
+        return self.head(h.double())
+
+
+def test_loop_moves_weights_exactly_like_a_copy_and_adds_per_tensor():
+    model = _MixedLayouts()
+    assert not model.gaps.is_contiguous() and not model.conv.weight.is_contiguous()
+    x, y = torch.randn(8, 3, 6, 6), torch.randint(0, 2, (8,))
+    loss_fn = tl.supervised(nn.CrossEntropyLoss())
+    dirs = tl.random_directions(model, n=3, seed=0, include_1d=True)
+    params = dict(model.named_parameters())
+    storage = {k: (p.data_ptr(), p.stride()) for k, p in params.items()}
+    saved = snapshot(model)
+    land = tl.sample(model, loss_fn, (x, y), dirs, resolution=3, mode="loop", progress=False)
+    assert_unchanged(model, saved)
+    assert {k: (p.data_ptr(), p.stride()) for k, p in model.named_parameters()} == storage
+
+    expected = np.empty(land.values.size)
+    with torch.no_grad():
+        for i, alpha in enumerate(land.points()):
+            for name, p in params.items():
+                p.copy_(saved[name])
+                for a, d in zip(alpha.tolist(), dirs):
+                    p.add_(d[name].to(p.dtype), alpha=a)
+            expected[i] = float(loss_fn(model, (x, y)))
+        for name, p in params.items():
+            p.copy_(saved[name])
+    np.testing.assert_array_equal(land.values.ravel(), expected)

@@ -5,12 +5,14 @@ Two evaluators share one driver:
 * ``vmap``: a chunk of grid points per call -- the perturbed parameters of every point in the
   chunk are built as one batched tensor and the loss runs through
   ``torch.func.functional_call`` under ``torch.vmap``. Fast for small models (PINNs, MLPs).
-* ``loop``: one point at a time, the weights moved in place with fused ``torch._foreach_*``
-  updates from one saved copy of theta*. No other copy of the model exists.
+* ``loop``: one point at a time in place: the moved parameters become views of one flat
+  buffer (per device and dtype), and a point is one add and n - 1 in-place adds over it,
+  however many tensors the model has.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import json
@@ -299,7 +301,7 @@ class _Evaluator:
             torch.stack([d[name] for d in directions]).to(p)
             for name, p in zip(self.names, self.params)
         ]
-        self.per_direction = [[s[i] for s in self.stacked] for i in range(len(directions))]
+        self.flat: _FlatMove | None = None  # built on the loop's first use
         self.wrapper = LossOfModel(model, loss_fn)
         self.terms: list[str] | None = None
         self.needs_grad: bool | None = None
@@ -339,17 +341,13 @@ class _Evaluator:
         return self.terms, values[:, main].double().cpu().numpy()
 
     def loop(self, alphas: np.ndarray) -> np.ndarray:
+        if self.flat is None:
+            self.flat = _FlatMove(self.params, self.theta, self.stacked)
         out = []
-        try:
+        with self.flat.attached():
             for alpha in alphas:
-                with torch.no_grad():
-                    torch._foreach_copy_(self.params, self.theta)
-                    for a, d in zip(alpha.tolist(), self.per_direction):
-                        torch._foreach_add_(self.params, d, alpha=a)
+                self.flat.move(alpha.tolist())
                 out.append(torch.stack([self._terms(self._call(b), "") for b in self.batches]))
-        finally:
-            with torch.no_grad():
-                torch._foreach_copy_(self.params, self.theta)
         return torch.stack(out, dim=-1).double().cpu().numpy()
 
     def vmap(self, alphas: np.ndarray) -> np.ndarray:
@@ -367,6 +365,80 @@ class _Evaluator:
         with torch.no_grad():
             out = [batched(alpha, b).T for b in self.batches]  # (terms, points) each
         return torch.stack(out).double().cpu().numpy()
+
+
+class _FlatMove:
+    """The loop's weights as views of one flat buffer per (device, dtype) of the parameters.
+
+    While attached, each moved parameter's ``.data`` is a view of its group's buffer, laid out as
+    the parameter is (same strides), and a grid point is written with one ``add`` and n - 1
+    in-place adds per buffer: theta* + a_1 d_1 + ... + a_n d_n, the same operations in the same
+    order as one copy and n adds per tensor, so the values are bit for bit those. However many
+    tensors a model has, the move is 1 + n kernels per group rather than per tensor. The
+    parameters' own storage is never written and is put back on detaching (also after an
+    exception or Ctrl-C); the Parameter objects stay the same.
+    """
+
+    def __init__(self, params: list, theta: list, stacked: list):
+        self.params = params
+        self.groups = []  # (buffer, theta* flat, directions (n, size) flat)
+        self.views: list = [None] * len(params)
+        by_kind: dict = {}
+        for i, p in enumerate(params):
+            by_kind.setdefault((p.device, p.dtype), []).append(i)
+        for indices in by_kind.values():
+            size = sum(params[i].numel() for i in indices)
+            first = params[indices[0]]
+            flat_theta = torch.empty(size, dtype=first.dtype, device=first.device)
+            flat_dirs = torch.empty((len(stacked[0]), size), dtype=first.dtype, device=first.device)
+            buffer = torch.empty_like(flat_theta)
+            offset = 0
+            for i in indices:
+                p = params[i]
+                stride = p.stride() if _dense(p) else _contiguous_strides(p.shape)
+                self.views[i] = buffer.as_strided(p.shape, stride, offset)
+                flat_theta.as_strided(p.shape, stride, offset).copy_(theta[i])
+                flat_dirs.as_strided((len(flat_dirs), *p.shape), (size, *stride), offset).copy_(
+                    stacked[i]
+                )
+                offset += p.numel()
+            self.groups.append((buffer, flat_theta, flat_dirs))
+
+    @contextlib.contextmanager
+    def attached(self):
+        own = [p.data for p in self.params]
+        try:
+            for p, view in zip(self.params, self.views):
+                p.data = view
+            yield
+        finally:
+            for p, data in zip(self.params, own):
+                p.data = data
+
+    @torch.no_grad()
+    def move(self, alpha: list[float]) -> None:
+        for buffer, theta, dirs in self.groups:
+            torch.add(theta, dirs[0], alpha=alpha[0], out=buffer)
+            for a, d in zip(alpha[1:], dirs[1:]):
+                buffer.add_(d, alpha=a)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Whether the tensor's elements fill a block of memory without gaps or overlap."""
+    expected = 1
+    for stride, size in sorted((st, sz) for st, sz in zip(t.stride(), t.shape) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _contiguous_strides(shape) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
 
 
 class _Store:
