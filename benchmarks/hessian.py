@@ -81,6 +81,7 @@ def product_costs(model, loss_fn, batch, device, repeats=10):
         for _ in range(repeats):
             torch.autograd.grad(loss_fn(model, batch), params)
 
+    torch.autograd.grad(loss_fn(model, batch), params)  # warm-up (cuDNN picks its kernels)
     _, t_grad = timed(gradient, device)
     grads = torch.autograd.grad(loss_fn(model, batch), params, create_graph=True)
 
