@@ -228,13 +228,20 @@ def test_save_load_round_trip(tmp_path):
 
 
 class Counting:
+    """MSE that counts its calls (and can stop the run); its attributes are private state, so
+    that the resume fingerprint sees the same loss whatever they hold."""
+
     def __init__(self, fail_after=None):
-        self.calls, self.fail_after = 0, fail_after
+        self._calls, self._fail_after = 0, fail_after
         self.__name__ = "counting_mse"
 
+    @property
+    def calls(self):
+        return self._calls
+
     def __call__(self, model, batch):
-        self.calls += 1
-        if self.fail_after is not None and self.calls > self.fail_after:
+        self._calls += 1
+        if self._fail_after is not None and self._calls > self._fail_after:
             raise KeyboardInterrupt
         return MSE(model, batch)
 
@@ -269,9 +276,9 @@ def test_resume_refuses_other_settings(tmp_path):
     dirs = tl.random_directions(model, n=2, seed=0)
     path = tmp_path / "run.h5"
     tl.sample(model, Counting(), (x, y), dirs, resolution=5, out=path)
-    with pytest.raises(ValueError, match="out: .*other axes"):
+    with pytest.raises(ValueError, match=r"out: .*other grid \(resolution or span\)"):
         tl.sample(model, Counting(), (x, y), dirs, resolution=6, out=path)
-    with pytest.raises(ValueError, match="out: .*other directions_sha256"):
+    with pytest.raises(ValueError, match="out: .*other directions than"):
         tl.sample(
             model,
             Counting(),
@@ -281,7 +288,7 @@ def test_resume_refuses_other_settings(tmp_path):
             out=path,
         )
     other, _, _ = linear_problem(8)
-    with pytest.raises(ValueError, match="out: .*other weights_sha256"):
+    with pytest.raises(ValueError, match="out: .*other weights than"):
         tl.sample(other, Counting(), (x, y), dirs, resolution=5, out=path)
     (tmp_path / "junk.h5").write_text("not hdf5")
     with pytest.raises(ValueError, match="out: .*not an HDF5"):

@@ -15,7 +15,7 @@ FACTORY = textwrap.dedent(
     import torch
     import topo_landscape as tl
 
-    CALLS = [0]
+    _CALLS = [0]
 
     def make():
         torch.manual_seed(0)
@@ -24,7 +24,7 @@ FACTORY = textwrap.dedent(
         criterion = torch.nn.CrossEntropyLoss()
 
         def loss_fn(m, batch):
-            CALLS[0] += 1
+            _CALLS[0] += 1
             return criterion(m(batch[0]), batch[1])
 
         return model, loss_fn, (x, y)
@@ -117,9 +117,9 @@ def test_series_over_checkpoints_and_skipping_done_ones(factory, tmp_path):
         assert os.path.getsize(result.files[name]) > 100
     assert open(result.files["table"]).readline().startswith("checkpoint,index,")
     # a second run finds every landscape file complete and evaluates no loss
-    factory.CALLS[0] = 0
+    factory._CALLS[0] = 0
     again = tl.series("ckpts", build, loss_fn, batch, resolution=5, out="series")
-    assert factory.CALLS[0] == 0
+    assert factory._CALLS[0] == 0
     np.testing.assert_array_equal(again.landscapes[2].values, result.landscapes[2].values)
     # the CLI drives the same
     assert (

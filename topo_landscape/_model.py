@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+from ._fingerprint import tensors_sha256
 
 
 def signature(model: nn.Module) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -15,25 +16,75 @@ def signature(model: nn.Module) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
 
 
-def tensors_sha256(tensors: Sequence[torch.Tensor]) -> str:
-    """A hash of the exact bytes (and dtypes, shapes) of a sequence of tensors."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().contiguous().cpu()
-        digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
 def fingerprint(model: nn.Module) -> dict:
-    """Parameter names, shapes and count, and a hash of the weights' exact values."""
+    """Parameter names, shapes and count, and hashes of the weights' and buffers' exact values."""
     names, params = zip(*model.named_parameters()) if len(list(model.parameters())) else ((), ())
+    buffers = dict(model.named_buffers())
     return {
         "parameter_names": list(names),
         "parameter_shapes": [list(p.shape) for p in params],
         "n_parameters": int(sum(p.numel() for p in params)),
         "weights_sha256": tensors_sha256(params),
+        "buffer_names": list(buffers),
+        "buffers_sha256": tensors_sha256(buffers.values()),
     }
+
+
+def parameter_slots(module: nn.Module) -> dict[str, list[str]]:
+    """Each parameter's name (as ``named_parameters()`` gives it) -> the path of every distinct
+    (module, attribute) that holds it.
+
+    A module registered twice (``Sequential(lin, act, lin)``) is one slot under its first name;
+    a Parameter assigned to two modules (tied weights) is two slots. ``functional_call`` must
+    replace each slot once: once too few and the model runs partly on the old weights, twice
+    and torch restores the wrong tensor.
+    """
+    first = {id(p): name for name, p in module.named_parameters()}
+    slots: dict[str, list[str]] = {}
+    seen = set()
+    for path, mod in module.named_modules(remove_duplicate=False):
+        for attr, p in mod._parameters.items():
+            if p is None or (id(mod), attr) in seen:
+                continue
+            seen.add((id(mod), attr))
+            slots.setdefault(first[id(p)], []).append(f"{path}.{attr}" if path else attr)
+    return slots
+
+
+def functional_call(module: nn.Module, values: dict, args: tuple, slots: dict | None = None):
+    """``module(*args)`` with parameters replaced by ``values`` ({name: tensor}, names as
+    ``named_parameters()`` gives them), under every alias; see :func:`parameter_slots`."""
+    slots = parameter_slots(module) if slots is None else slots
+    replaced = {path: t for name, t in values.items() for path in slots[name]}
+    return torch.func.functional_call(module, replaced, args, tie_weights=False)
+
+
+class ParameterReads(torch.overrides.TorchFunctionMode):
+    """Notes whether any of the given tensors enters a torch operation while active.
+
+    Under ``functional_call`` the model's own parameters are replaced, so an operation on one of
+    the original Parameter objects means the loss reads them from outside ``model`` (a penalty
+    over a list captured before the call): it would see the unmoved weights.
+    """
+
+    def __init__(self, watched):
+        super().__init__()
+        self.ids = {id(t) for t in watched}
+        self.read = False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not self.read:
+            stack = [*args, *kwargs.values()]
+            while stack:
+                item = stack.pop()
+                if isinstance(item, torch.Tensor):
+                    if id(item) in self.ids:
+                        self.read = True
+                        break
+                elif isinstance(item, (list, tuple)):
+                    stack.extend(item)
+        return func(*args, **kwargs)
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -51,6 +102,14 @@ def preserved(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     KeyboardInterrupt) every tensor is copied back in place, so references users hold to the
     parameters stay valid.
     """
+    # every attribute that holds a tensor, so that each alias gets its own object back even if
+    # a transform (torch.func.functional_call, for one) left another tensor in its place
+    slots = [
+        (table, key, t)
+        for m in model.modules()
+        for table in (m._parameters, m._buffers)
+        for key, t in table.items()
+    ]
     saved = {name: p.detach().clone() for name, p in model.named_parameters()}
     params = dict(model.named_parameters())
     state = [(params[name], t) for name, t in saved.items()]
@@ -61,6 +120,9 @@ def preserved(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     try:
         yield saved
     finally:
+        for table, key, t in slots:
+            if table.get(key) is not t:
+                table[key] = t
         with torch.no_grad():
             for t, saved in state:
                 t.copy_(saved)

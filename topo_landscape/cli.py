@@ -108,7 +108,13 @@ def load_factory(spec: str):
         raise ValueError(f"factory: cannot import {module_name!r} ({err})") from None
     if not hasattr(module, attr):
         raise ValueError(f"factory: {module_name!r} has no attribute {attr!r}")
-    return getattr(module, attr)
+    function = getattr(module, attr)
+    if not callable(function):
+        raise ValueError(
+            f"factory: {spec!r} is a {type(function).__name__}, not a function returning "
+            "(model, loss_fn, batches)"
+        )
+    return function
 
 
 def _built(spec: str):
@@ -130,7 +136,10 @@ def read_config(path: str) -> dict:
                 f"config: reading {path!r} needs PyYAML; use TOML or pip install pyyaml"
             ) from None
         with open(path) as f:
-            data = yaml.safe_load(f) or {}
+            try:
+                data = yaml.safe_load(f) or {}
+            except yaml.YAMLError as err:
+                raise ValueError(f"config: {path!r} is not valid YAML ({err})") from None
     else:
         try:
             import tomllib
@@ -146,10 +155,36 @@ def read_config(path: str) -> dict:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
+def _device(spec):
+    """A --device value -> torch.device, checked: a clear error instead of torch's."""
+    import torch
+
+    if spec is None:
+        return None
+    try:
+        device = torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"device: {spec!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {spec!r} asked for, but torch sees no CUDA device here")
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device: {spec!r} asked for, but torch sees {torch.cuda.device_count()} CUDA "
+                "device(s)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {spec!r} asked for, but MPS is not available here")
+    return device
+
+
 def _sample(args) -> None:
     import topo_landscape as tl
     from topo_landscape.series import load_checkpoint
 
+    args.device = _device(args.device)
     model, loss_fn, batches = _built(args.factory)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)
@@ -242,6 +277,7 @@ def _plot(args) -> None:
 def _series(args) -> None:
     import topo_landscape as tl
 
+    args.device = _device(args.device)
     _, loss_fn, batches = _built(args.factory)
     result = tl.series(
         args.checkpoints,
@@ -396,28 +432,23 @@ REQUIRED = {
 def main(argv: list[str] | None = None) -> int:
     parser, subparsers = _parser()
     args = parser.parse_args(argv)
+    sub = subparsers[args.command]
     try:
         if args.config:
-            config = read_config(args.config)
-            sub = subparsers[args.command]
-            known = set(vars(sub.parse_known_args([])[0]))
-            unknown = sorted(set(config) - known)
-            if unknown:
-                raise ValueError(f"config: unknown option(s) {unknown} for '{args.command}'")
-            sub.set_defaults(**config)
+            sub.set_defaults(**_checked_config(read_config(args.config), sub, args.command))
             args = parser.parse_args(argv)
         if getattr(args, "normalization", None) == "none":  # flag or config file alike
             args.normalization = None
         missing = [name for name in REQUIRED.get(args.command, []) if getattr(args, name) is None]
         if missing:
-            parser.error(
-                f"{args.command}: missing "
+            sub.error(
+                "missing "
                 + ", ".join(f"--{m.replace('_', '-')}" if m != "landscape" else m for m in missing)
             )
         if args.command == "demo":
             start = time.perf_counter()
             paths = demo(
-                args.output, device=args.device, resolution=args.resolution, seed=args.seed
+                args.output, device=_device(args.device), resolution=args.resolution, seed=args.seed
             )
             for name, path in paths.items():
                 print(f"wrote {name}: {os.path.abspath(path)}")
@@ -430,10 +461,59 @@ def main(argv: list[str] | None = None) -> int:
                 "series": _series,
                 "info": _info,
             }[args.command](args)
-    except ValueError as err:
-        print(f"topo-landscape {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, ImportError) as err:
+        # bad input: the message names the argument and what was expected, on one line
+        print(
+            f"topo-landscape {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr
+        )
         return 2
+    except OSError as err:  # a file that cannot be read or written
+        where = f": {err.filename!r}" if err.filename else ""
+        print(
+            f"topo-landscape {args.command}: error: {err.strerror or err}{where}", file=sys.stderr
+        )
+        return 2
+    except Exception as err:  # from the user's model or loss, or a bug of ours
+        if os.environ.get("TOPO_LANDSCAPE_TRACEBACK"):
+            raise
+        print(
+            f"topo-landscape {args.command}: error: {type(err).__name__}: {err} "
+            "(TOPO_LANDSCAPE_TRACEBACK=1 shows where)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _checked_config(config: dict, sub: argparse.ArgumentParser, command: str) -> dict:
+    """The options of a configuration file, each converted and checked as its flag would be."""
+    actions = {a.dest: a for a in sub._actions if a.dest not in ("help", "config")}
+    unknown = sorted(set(config) - set(actions))
+    if unknown:
+        raise ValueError(f"config: unknown option(s) {unknown} for '{command}'")
+    checked = {}
+    for key, value in config.items():
+        action = actions[key]
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                raise ValueError(f"config: {key} = {value!r}: expected true or false")
+        elif value is not None:
+            if action.type is not None:
+                try:
+                    value = action.type(value)
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"config: {key} = {value!r}: expected a value of type "
+                        f"{action.type.__name__}"
+                    ) from None
+            elif not isinstance(value, str):
+                raise ValueError(f"config: {key} = {value!r}: expected a string")
+            if action.choices is not None and value not in action.choices:
+                raise ValueError(
+                    f"config: {key} = {value!r}: expected one of {list(action.choices)}"
+                )
+        checked[key] = value
+    return checked
 
 
 if __name__ == "__main__":

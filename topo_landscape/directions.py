@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import _model
+from ._fingerprint import tensors_sha256
 from ._util import jsonable
 
 Normalization = Literal["filter", "layer", "global"]
@@ -118,7 +119,7 @@ class Directions:
     @cached_property
     def sha256(self) -> str:
         """A hash of the directions' exact values: what a resumed sample checks."""
-        return _model.tensors_sha256([v[name] for v in self.vectors for name in v])
+        return tensors_sha256([v[name] for v in self.vectors for name in v])
 
     def check(self, model: nn.Module) -> None:
         """Raise a ValueError unless ``model`` has the architecture the directions were made for."""
@@ -230,7 +231,9 @@ class Directions:
 def select_parameters(
     model: nn.Module, parameters: Sequence[str] | None, include_1d: bool
 ) -> list[tuple[str, torch.Tensor]]:
-    """The (name, parameter) pairs to perturb: matching a glob pattern, 1-D ones only if asked."""
+    """The (name, parameter) pairs to perturb: those matching a glob pattern, or without
+    patterns every trainable one (``requires_grad``: frozen parameters are left out unless a
+    pattern names them); 1-D ones only if asked."""
     named = list(model.named_parameters())
     if not named:
         raise ValueError("model: expected a model with parameters; it has none")
@@ -246,7 +249,12 @@ def select_parameters(
                 f"names look like {[n for n, _ in named[:4]]}"
             )
     else:
-        chosen = named
+        chosen = [(n, p) for n, p in named if p.requires_grad]
+        if not chosen:
+            raise ValueError(
+                "model: every parameter is frozen (requires_grad=False); pass parameters=['*'] "
+                "to perturb them all, or patterns naming some"
+            )
     picked = [(n, p) for n, p in chosen if include_1d or p.dim() >= 2]
     if not picked:
         raise ValueError(
@@ -297,7 +305,9 @@ def random_directions(
         Also perturb 1-D parameters (biases, norm scales), each rescaled as one unit. By
         default they get a zero direction.
     parameters : sequence of str, optional
-        Glob patterns (``"layer4.*"``) of the parameter names to perturb; all when None.
+        Glob patterns (``"layer4.*"``) of the parameter names to perturb. When None, every
+        trainable parameter: frozen ones (``requires_grad=False``) get a zero direction, as
+        they do in :func:`tl.hessian_directions`.
     orthogonalize : bool
         Gram-Schmidt across the n directions (default True).
 

@@ -121,12 +121,14 @@ class _HVP:
         sizes = np.array([batch_size(b) for b in batches], dtype=float)
         self.weights = (sizes / sizes.sum()).tolist()
         self.calls = 0
+        self.reads: _model.ParameterReads | None = None
         self.grads: list[torch.Tensor] | None = None
         if method == "double_backward":
             self.grads = [self._gradient(b, create_graph=True) for b in batches]
         elif method == "forward_over_reverse":
             for b in batches:  # check the loss once, as the double-backward path does
                 self._gradient(b, create_graph=False)
+            self.reads = _model.ParameterReads(self.params)  # watched in the first product
             try:
                 self(torch.ones(self.n, dtype=self.dtype, device=self.device))
             except RuntimeError as err:
@@ -139,7 +141,13 @@ class _HVP:
                     f"hvp: forward-over-reverse products fail on this loss{known}: {err}; "
                     "use hvp='double_backward'"
                 ) from err
-            self.calls = 0
+            if self.reads.read:
+                raise ValueError(
+                    "hvp: the loss reads the model's parameters from outside its model argument "
+                    "(a penalty over a list made before the call, say), which forward-over-reverse "
+                    "products cannot differentiate; use hvp='double_backward'"
+                )
+            self.calls, self.reads = 0, None
         else:
             raise ValueError(
                 f"hvp: expected 'double_backward' or 'forward_over_reverse'; got {method!r}"
@@ -195,9 +203,11 @@ class _HVP:
         keys = ["model." + name for name in self.names]
         theta = tuple(p.detach() for p in self.params)
         wrapper = LossOfModel(self.model, self._loss)
+        slots = _model.parameter_slots(wrapper)
 
         def loss_of(ps):
-            return torch.func.functional_call(wrapper, dict(zip(keys, ps)), (batch,))
+            with self.reads or contextlib.nullcontext():
+                return _model.functional_call(wrapper, dict(zip(keys, ps)), (batch,), slots)
 
         grad = torch.func.grad(loss_of)
         _, hv = torch.func.jvp(grad, (theta,), (tuple(v),))
@@ -309,12 +319,7 @@ def _prepare(model, loss_fn, batches, parameters):
     if not callable(loss_fn):
         raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch); got {loss_fn!r}")
     batch_list = as_batches(batches)
-    if parameters is None:
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        if not named:
-            raise ValueError("model: no parameter requires grad; pass parameters= to choose some")
-    else:
-        named = select_parameters(model, parameters, include_1d=True)
+    named = select_parameters(model, parameters, include_1d=True)
     device = _model.model_device(model)
     return [to_device(b, device) for b in batch_list], [n for n, _ in named]
 

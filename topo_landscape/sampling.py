@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import _model
+from ._fingerprint import fingerprint
 from .directions import Directions
 from .landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape, read_tree, write_tree
 from .loss import LossOfModel, as_batches, as_terms, batch_size, loss_name, to_device
@@ -48,6 +50,58 @@ def grid_axes(n: int, resolution, span) -> list[np.ndarray]:
         if isinstance(s, bool) or not np.isfinite(s) or s <= 0:
             raise ValueError(f"span: expected positive finite numbers (half-widths); got {s!r}")
     return [np.linspace(-float(s), float(s), int(r)) for r, s in zip(resolution, span)]
+
+
+_RESERVED = (
+    "directions",
+    "model",
+    "loss",
+    "fingerprint",
+    "grid",
+    "versions",
+    "created",
+    "resume",
+    "sampling",
+)
+
+
+def _extra_metadata(metadata) -> dict:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise TypeError(f"metadata: expected a dict with str keys; got {metadata!r}")
+    taken = [k for k in metadata if k in _RESERVED]
+    if taken:
+        raise ValueError(f"metadata: the keys {taken} are the sampler's own; use other names")
+    return dict(metadata)
+
+
+def _check_memory(shape: tuple[int, ...]) -> None:
+    """Refuse a grid whose values (loss and spread, float64) would not fit in memory."""
+    points = int(np.prod(shape, dtype=object))
+    needed = points * (2 * 8 + 1)
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"resolution: a grid of {' x '.join(map(str, shape))} = {points:,} points needs "
+            f"about {needed / 2**30:,.1f} GiB for its values, and this machine has "
+            f"{available / 2**30:,.1f} GiB available; choose fewer points per axis"
+        )
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), if known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _per_axis(value, n: int, name: str) -> list:
@@ -74,6 +128,7 @@ def sample(
     device: str | torch.device | None = None,
     out: str | os.PathLike | None = None,
     progress: bool | None = None,
+    metadata: dict | None = None,
 ) -> Landscape:
     """Evaluate the loss on the grid ``theta* + sum_i alpha_i directions[i]``.
 
@@ -85,7 +140,10 @@ def sample(
         modes are exactly what they were.
     loss_fn : callable
         ``loss_fn(model, batch) -> scalar tensor``, or a dict of named scalar tensors (each
-        becomes a field of the Landscape; ``values`` is ``"loss"`` or the first).
+        becomes a field of the Landscape; ``values`` is ``"loss"`` or the first). It must read
+        the weights through its ``model`` argument: vmap swaps that model's parameters, so a
+        loss that reads Parameter objects captured elsewhere is refused by ``mode="vmap"`` and
+        sampled in the loop by ``mode="auto"``.
     batches : batch, list of batches, or re-iterable loader
         Loaded once onto ``device``. With several, each point's value is the size-weighted mean
         (size = length of the first tensor of a batch) and ``spread`` the weighted std.
@@ -106,10 +164,16 @@ def sample(
         there (the original is untouched).
     out : path, optional
         An HDF5 file written chunk by chunk. Calling ``sample`` again with the same arguments
-        continues where a killed run stopped and evaluates no stored point again; a file made
-        with other directions, grid, model or loss is refused.
+        continues where a killed run stopped and evaluates no stored point again. A file made
+        with other directions, grid, weights, buffers, data or loss is refused, naming what
+        differs: the loss is fingerprinted through its code, settings and captured values as
+        far as they can be seen, and what cannot be seen is warned about and listed in
+        ``metadata["fingerprint"]["not_covered"]`` (see the concepts page of the docs).
     progress : bool, optional
         Show a progress bar; by default only on a terminal.
+    metadata : dict, optional
+        JSON-like entries stored with the Landscape (a checkpoint's path and hash, an epoch):
+        ``land.metadata[key]`` for each key. Not part of the resume key.
 
     Returns
     -------
@@ -140,7 +204,16 @@ def sample(
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"chunk: expected a positive integer or None; got {chunk!r}")
     axes = grid_axes(len(directions), resolution, span)
+    shape = tuple(len(a) for a in axes)
+    _check_memory(shape)
     batch_list = as_batches(batches)
+    sizes = np.array([batch_size(b) for b in batch_list], dtype=float)
+    empty = np.flatnonzero(sizes == 0)
+    if empty.size:
+        raise ValueError(
+            f"batches: batch {int(empty[0])} is empty (its first tensor has length 0); "
+            "leave empty batches out"
+        )
 
     device = torch.device(device) if device is not None else _model.model_device(model)
     work = model
@@ -148,27 +221,43 @@ def sample(
         work = copy.deepcopy(model).to(device)
     if chunk is None:
         chunk = 4096 if device.type == "cuda" else 32
-    batch_list = [to_device(b, device) for b in batch_list]
-    sizes = np.array([batch_size(b) for b in batch_list], dtype=float)
 
-    shape = tuple(len(a) for a in axes)
-    fingerprint = _model.fingerprint(model)
+    model_print = _model.fingerprint(model)
+    data_sha256, data_unseen = fingerprint(batch_list, "batches")
+    loss_sha256, loss_unseen = fingerprint(loss_fn, "loss_fn")
+    batch_list = [to_device(b, device) for b in batch_list]
     key = {
         "directions_sha256": directions.sha256,
-        "weights_sha256": fingerprint["weights_sha256"],
+        "weights_sha256": model_print["weights_sha256"],
+        "buffers_sha256": model_print["buffers_sha256"],
         "axes": [a.tolist() for a in axes],
         "loss": loss_name(loss_fn),
+        "loss_sha256": loss_sha256,
+        "data_sha256": data_sha256,
         "batch_sizes": sizes.astype(int).tolist(),
     }
+    extra = _extra_metadata(metadata)
     metadata = {
+        **extra,
         "directions": directions.metadata(),
-        "model": fingerprint,
+        "model": model_print,
         "loss": loss_name(loss_fn),
+        "fingerprint": {
+            "loss_sha256": loss_sha256,
+            "data_sha256": data_sha256,
+            "not_covered": loss_unseen + data_unseen,
+        },
         "grid": {"resolution": list(shape), "span": [float(a[-1]) for a in axes]},
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "resume": {"key": json.dumps(key, sort_keys=True)},
     }
+    if out is not None and loss_unseen + data_unseen:
+        warnings.warn(
+            f"out: the resume fingerprint cannot see into {', '.join(loss_unseen + data_unseen)}; "
+            "a later call resumes this file even if those differ",
+            stacklevel=2,
+        )
 
     weights = sizes / sizes.sum()
     if out is not None:
@@ -180,11 +269,10 @@ def sample(
             return store.landscape()
         with _model.preserved(work) as theta:
             work.eval()
-            for p in work.parameters():
-                p.requires_grad_(False)
             evaluator = _Evaluator(work, theta, loss_fn, batch_list, directions)
+            outside = [] if work is model else list(model.parameters())
             if store.terms is None:
-                terms, at_center = evaluator.probe()
+                terms, at_center = evaluator.probe(outside, batches)
                 store.metadata["sampling"]["loss_at_center"] = float(weights @ at_center)
                 store.start(terms)
             else:
@@ -242,6 +330,14 @@ def _run(store, evaluator, axes, mode, chunk, device, progress) -> None:
                 chunk //= 2
                 sampling["chunk"] = int(chunk)
                 torch.cuda.empty_cache()
+            except (RuntimeError, TypeError, NotImplementedError) as err:
+                if mode != "vmap":
+                    raise
+                raise ValueError(
+                    f"mode='vmap': the loss cannot be evaluated under torch.vmap "
+                    f"({type(err).__name__}: {err}); use mode='loop' (mode='auto' falls back to "
+                    "the loop by itself)"
+                ) from err
 
 
 def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
@@ -303,8 +399,16 @@ class _Evaluator:
         ]
         self.flat: _FlatMove | None = None  # built on the loop's first use
         self.wrapper = LossOfModel(model, loss_fn)
+        self.slots = _model.parameter_slots(self.wrapper)
+        self.watch = list(self.params)  # what the loss must not read under vmap (see vmap)
         self.terms: list[str] | None = None
-        self.needs_grad: bool | None = None
+        # how loss_fn must be called: 0 without autograd, 1 with autograd on (it takes input
+        # derivatives), 2 also with the parameters' requires_grad (it differentiates with
+        # respect to them); found on first use, since each failing level raises
+        self.grad_level = 0
+        self.requires_grad = [(p, p.requires_grad) for p in model.parameters()]
+        for p in model.parameters():
+            p.requires_grad_(False)
 
     def _terms(self, value, where: str) -> torch.Tensor:
         terms = as_terms(value, where)
@@ -315,26 +419,50 @@ class _Evaluator:
         return torch.stack([t.detach() for t in terms.values()])
 
     def _call(self, batch):
-        """loss_fn(model, batch), without autograd unless the loss needs it (found on first use:
-        a loss that takes input derivatives with torch.autograd.grad fails under no_grad)."""
-        if self.needs_grad is None:
+        """loss_fn(model, batch) with as little autograd as it needs (see grad_level)."""
+        while True:
             try:
-                with torch.no_grad():
-                    value = self.loss_fn(self.model, batch)
-                self.needs_grad = False
-                return value
+                with torch.set_grad_enabled(self.grad_level > 0):
+                    return self.loss_fn(self.model, batch)
             except RuntimeError:
-                self.needs_grad = True
-        with torch.set_grad_enabled(self.needs_grad):
-            return self.loss_fn(self.model, batch)
+                if self.grad_level == 2:
+                    raise
+                self.grad_level += 1
+                if self.grad_level == 2:
+                    for p, flag in self.requires_grad:
+                        p.requires_grad_(flag)
 
-    def probe(self) -> tuple[list[str], np.ndarray]:
+    def probe(self, outside: list, given) -> tuple[list[str], np.ndarray]:
         """Evaluate at theta* once per batch: check the loss, learn its term names.
 
-        Returns the term names and the main term per batch, ndarray of shape (batches,).
+        ``outside``: parameters the loss must not read (the caller's model, when a copy on
+        another device is sampled). Returns the term names and the main term per batch,
+        ndarray of shape (batches,).
         """
         where = "at the unperturbed weights"
-        outputs = [self._call(b) for b in self.batches]
+        reads = _model.ParameterReads(outside)
+        try:
+            with reads:
+                outputs = [self._call(b) for b in self.batches]
+        except Exception as err:
+            if (
+                isinstance(given, list)
+                and len(given) > 1
+                and all(isinstance(b, torch.Tensor) for b in given)
+            ):
+                raise ValueError(
+                    f"batches: a list of {len(given)} tensors is {len(given)} batches, each one "
+                    f"tensor, and loss_fn failed on the first ({type(err).__name__}: {err}); "
+                    "for one batch (x, y) pass a tuple: (x, y)"
+                ) from err
+            raise
+        if reads.read:
+            raise ValueError(
+                "loss_fn: reads the parameters of the model passed in directly (captured "
+                "outside loss_fn), but device= samples a copy on another device whose weights "
+                "move instead; move the model there yourself, or read the parameters through "
+                "the loss's model argument"
+            )
         self.terms = list(as_terms(outputs[0], where))
         values = torch.stack([self._terms(output, where) for output in outputs])
         main = self.terms.index("loss") if "loss" in self.terms else 0
@@ -351,6 +479,13 @@ class _Evaluator:
         return torch.stack(out, dim=-1).double().cpu().numpy()
 
     def vmap(self, alphas: np.ndarray) -> np.ndarray:
+        """The points of ``alphas`` as one batched call per batch (torch.func).
+
+        The first call watches for operations on the original Parameter objects: a loss that
+        reads them from outside its model argument would see the unmoved weights under vmap
+        (the loop moves them in place, so it sees the moved ones); that is refused with
+        :class:`ReadsParameters`.
+        """
         keys = ["model." + name for name in self.names]
 
         def point(alpha, batch):
@@ -358,13 +493,28 @@ class _Evaluator:
                 k: t + torch.tensordot(alpha.to(t.dtype), s, dims=1)
                 for k, t, s in zip(keys, self.theta, self.stacked)
             }
-            return self._terms(torch.func.functional_call(self.wrapper, params, (batch,)), "")
+            value = _model.functional_call(self.wrapper, params, (batch,), self.slots)
+            return self._terms(value, "")
 
         alpha = torch.as_tensor(alphas, device=self.theta[0].device)
         batched = torch.vmap(point, in_dims=(0, None))
-        with torch.no_grad():
+        reads = _model.ParameterReads(self.watch)
+        with torch.no_grad(), reads if self.watch else contextlib.nullcontext():
             out = [batched(alpha, b).T for b in self.batches]  # (terms, points) each
+        if reads.read:
+            raise ReadsParameters(
+                "loss_fn reads the model's parameters from outside its model argument (a "
+                "penalty over a list of parameters made before the call, say); under "
+                "mode='vmap' it would see the unmoved weights. Use mode='loop' (mode='auto' "
+                "does so by itself), or read them through the argument: "
+                "sum(p.pow(2).sum() for p in model.parameters())"
+            )
+        self.watch = []  # checked once
         return torch.stack(out).double().cpu().numpy()
+
+
+class ReadsParameters(ValueError):
+    """The loss reads parameters that vmap cannot move (see _Evaluator.vmap)."""
 
 
 class _FlatMove:
@@ -441,6 +591,18 @@ def _contiguous_strides(shape) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+_KEY_NAMES = {  # what each entry of the resume key stands for, in messages
+    "directions_sha256": "directions",
+    "weights_sha256": "weights",
+    "buffers_sha256": "buffers (normalisation statistics and the like)",
+    "axes": "grid (resolution or span)",
+    "loss": "loss function name",
+    "loss_sha256": "loss function (its code, configuration or captured values)",
+    "data_sha256": "evaluation data",
+    "batch_sizes": "batch sizes",
+}
+
+
 class _Store:
     """Values as they are computed: in memory, and in an HDF5 file when resumable."""
 
@@ -461,13 +623,16 @@ class _Store:
             folder = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(folder):
                 raise ValueError(f"out: the folder {folder!r} does not exist")
-            f = h5py.File(path, "w")
+            try:
+                f = h5py.File(path, "w")
+            except OSError as err:
+                raise ValueError(f"out: cannot write {path!r} ({err})") from None
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["complete"] = False
             return cls(axes, weights, metadata, f, path)
         try:
-            f = h5py.File(path, "r+")
+            f = h5py.File(path, "r")
         except OSError as err:
             raise ValueError(f"out: {path!r} exists and is not an HDF5 file ({err})") from None
         if f.attrs.get("format") != FORMAT:
@@ -477,19 +642,28 @@ class _Store:
             f.close()
             os.remove(path)
             return cls.open(path, axes, weights, metadata)
-        store = cls(axes, weights, metadata, f, path)
         stored = json.loads(f["metadata/resume"].attrs["key"]) if "metadata/resume" in f else None
         expected = json.loads(metadata["resume"]["key"])
         if stored != expected:
             f.close()
             differ = [k for k in expected if stored is None or stored.get(k) != expected[k]]
             raise ValueError(
-                f"out: {path!r} was sampled with other {', '.join(differ) or 'settings'} than this "
+                f"out: {path!r} was sampled with other "
+                f"{', '.join(_KEY_NAMES.get(k, k) for k in differ) or 'settings'} than this "
                 "call; pass another path, or delete the file to start again"
             )
         if f.attrs.get("complete", False):
+            store = cls(axes, weights, metadata, f, path)
             store.complete = True
             return store
+        f.close()
+        try:
+            f = h5py.File(path, "r+")
+        except OSError as err:
+            raise ValueError(
+                f"out: {path!r} is an unfinished sample that cannot be written to go on ({err})"
+            ) from None
+        store = cls(axes, weights, metadata, f, path)
         store.done = f["partial/done"][()].reshape(store.shape)
         store.terms = json.loads(f["partial"].attrs["terms"])
         store.arrays = {k: ds[()] for k, ds in f["partial/arrays"].items()}

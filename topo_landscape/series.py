@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
+import json
 import math
 import os
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +17,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ._fingerprint import fingerprint
+from ._util import jsonable
 from .directions import Directions, random_directions
 from .hessian import hessian_directions
 from .landscape import Landscape, load
@@ -76,7 +81,18 @@ def checkpoint_paths(checkpoints: str | os.PathLike | Sequence[str | os.PathLike
 def load_checkpoint(model: nn.Module, path: str, device=None) -> nn.Module:
     """Load a state dict saved with torch.save (or a dict holding one under "state_dict" or
     "model") into ``model``; returns the model."""
-    state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    if not os.path.isfile(path):
+        raise ValueError(f"checkpoint: no such file {path!r}")
+    try:
+        state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"checkpoint: {path!r} holds objects other than tensors and plain containers, which "
+            "torch.load(weights_only=True) refuses (unpickling them could run code); save "
+            f"model.state_dict() instead ({str(err).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(f"checkpoint: {path!r} is not a torch.save file ({err})") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model_state_dict", "model"):
             if key in state and isinstance(state[key], dict):
@@ -131,7 +147,10 @@ def series(
         As for :func:`tl.merge_tree`.
     out : folder, optional
         Where to write ``<name>.h5`` per checkpoint, ``features.csv``, ``trends.png`` and
-        ``profiles.png``. A checkpoint whose landscape file is complete is not sampled again.
+        ``profiles.png``. A checkpoint whose landscape file is complete is not sampled again if
+        the file was made from the same checkpoint contents (hashed) with the same settings,
+        build function, loss and data (fingerprinted as by :func:`tl.sample`); a file made
+        otherwise is refused with what differs. An unfinished one is resumed.
     features : sequence of str
         The features drawn in the trend plot.
     progress : bool, optional
@@ -149,11 +168,25 @@ def series(
         )
     if out is not None:
         os.makedirs(out, exist_ok=True)
+    # what determines each landscape besides its checkpoint: a complete file is reused only
+    # when its key matches (see _finished)
+    settings = {
+        "directions": directions.sha256 if isinstance(directions, Directions) else directions,
+        "n": n,
+        "normalization": normalization,
+        "seed": seed,
+        "resolution": resolution,
+        "span": span,
+        "build_sha256": fingerprint(build, "build")[0],
+        "loss_sha256": fingerprint(loss_fn, "loss_fn")[0],
+        "data_sha256": fingerprint(batches, "batches")[0],
+    }
     names, rows, lands, trees, files = [], [], [], [], {}
     for index, path in enumerate(paths):
         name = os.path.splitext(os.path.basename(path))[0]
         file = os.path.join(out, f"{name}.h5") if out is not None else None
-        land = _finished(file)
+        key = {"checkpoint_sha256": _file_sha256(path), **jsonable(settings)}
+        land = _finished(file, key)
         if land is None:
             model = load_checkpoint(build(), path)
             if device is not None:
@@ -177,6 +210,7 @@ def series(
                 device=device,
                 out=file,
                 progress=progress,
+                metadata={"series": {"checkpoint": path, "key": json.dumps(key, sort_keys=True)}},
             )
         tree = merge_tree(land, graph=graph, connectivity=connectivity)
         row = {"checkpoint": name, "index": index, **tree.features()}
@@ -202,13 +236,42 @@ def series(
     return Series(names=names, table=table, landscapes=lands, trees=trees, files=files)
 
 
-def _finished(file: str | None) -> Landscape | None:
+def _finished(file: str | None, key: dict) -> Landscape | None:
+    """The complete landscape in ``file`` if it was made from the same checkpoint with the same
+    settings; None when there is none yet (or it is unfinished: sample() resumes it, under its
+    own resume key). A complete file made otherwise is refused, naming what differs."""
     if file is None or not os.path.exists(file):
         return None
     try:
-        return load(file)
-    except ValueError:  # unfinished: sample() resumes it
+        land = load(file)
+    except ValueError:
         return None
+    stored = land.metadata.get("series", {}).get("key")
+    stored = json.loads(stored) if isinstance(stored, str) else {}
+    differ = [k for k in key if stored.get(k) != key[k]]
+    if differ:
+        raise ValueError(
+            f"out: {file!r} holds a landscape made with other "
+            f"{', '.join(_SETTING_NAMES.get(k, k) for k in differ)} than this call; choose "
+            "another out folder, or delete the file to sample it again"
+        )
+    return land
+
+
+_SETTING_NAMES = {
+    "checkpoint_sha256": "checkpoint contents",
+    "build_sha256": "build function",
+    "loss_sha256": "loss function",
+    "data_sha256": "evaluation data",
+}
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _positive(trees: list[MergeTree]) -> bool:
