@@ -31,8 +31,8 @@ def tensor_bytes(t: torch.Tensor) -> bytes:
     flat = t.detach().cpu().reshape(-1)
     if flat.numel() == 0:
         return b""
-    if flat.stride() != (1,):
-        flat = flat.clone()
+    if flat.stride() != (1,):  # (a one-element slice can keep the stride of its parent)
+        flat = torch.empty(flat.shape, dtype=flat.dtype).copy_(flat)
     return flat.view(torch.uint8).numpy().tobytes()
 
 

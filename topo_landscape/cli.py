@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 
 def demo(
@@ -67,7 +68,11 @@ def demo(
 def _report(land) -> None:
     s = land.metadata["sampling"]
     shape = "x".join(map(str, land.shape))
-    print(f"sampled {shape} = {land.values.size} points ({s['mode']} mode) in {s['seconds']:.2f} s")
+    missing = f"; {land.n_nonfinite} non-finite (NaN or inf)" if land.n_nonfinite else ""
+    print(
+        f"sampled {shape} = {land.values.size} points ({s['mode']} mode) in "
+        f"{s['seconds']:.2f} s{missing}"
+    )
 
 
 COMMON_EXAMPLES = """examples:
@@ -433,6 +438,16 @@ def main(argv: list[str] | None = None) -> int:
     parser, subparsers = _parser()
     args = parser.parse_args(argv)
     sub = subparsers[args.command]
+    with warnings.catch_warnings():  # each warning as one line, as the errors are
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"topo-landscape {args.command}: warning: {' '.join(str(message).split())}",
+            file=sys.stderr,
+        )
+        return _run(parser, sub, args, argv)
+
+
+def _run(parser, sub, args, argv) -> int:
     try:
         if args.config:
             sub.set_defaults(**_checked_config(read_config(args.config), sub, args.command))

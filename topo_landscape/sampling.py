@@ -266,7 +266,7 @@ def sample(
         store = _Store(axes, weights, metadata)
     try:
         if store.complete:
-            return store.landscape()
+            return _checked(store.landscape())
         with _model.preserved(work) as theta:
             work.eval()
             evaluator = _Evaluator(work, theta, loss_fn, batch_list, directions)
@@ -282,9 +282,28 @@ def sample(
             store.metadata["sampling"].update(
                 seconds=time.perf_counter() - started, device=str(device), n_batches=len(batch_list)
             )
-        return store.finish()
+        return _checked(store.finish())
     finally:
         store.close()
+
+
+def _checked(land: Landscape) -> Landscape:
+    """Warn, with the count, when points (or the unperturbed weights) have no finite loss."""
+    missing = land.n_nonfinite
+    center = land.metadata.get("sampling", {}).get("loss_at_center", 0.0)
+    if not np.isfinite(center):
+        warnings.warn(
+            f"loss_fn: the loss at the unperturbed weights (the grid's centre) is {center}; the "
+            "landscape has no finite reference point",
+            stacklevel=3,
+        )
+    if missing:
+        warnings.warn(
+            f"{missing} of {land.values.size} grid points have a non-finite loss (NaN or inf); "
+            "they are stored as such, topology treats them as +inf and pictures mark them",
+            stacklevel=3,
+        )
+    return land
 
 
 def _run(store, evaluator, axes, mode, chunk, device, progress) -> None:

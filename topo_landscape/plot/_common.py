@@ -33,3 +33,19 @@ def shared_norm(arrays, *, vmin=None, vmax=None, norm=None, log=False) -> colors
             raise ValueError(f"vmin: a log colour scale needs a positive vmin; got {lo:g}")
         return colors.LogNorm(lo, hi)
     return colors.Normalize(lo, hi)
+
+
+def note_nonfinite(ax: Axes, text: str) -> None:
+    """Say in the picture that some values are missing (NaN or inf), and how they are shown."""
+    ax.text(
+        0.01,
+        0.99,
+        text,
+        transform=ax.transAxes,
+        va="top",
+        ha="left",
+        fontsize="x-small",
+        color="C3",
+        gid="nonfinite-note",
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
+    )

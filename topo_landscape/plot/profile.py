@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
 from ..topology.merge_tree import MergeTree, component_extent
-from ._common import figure_axes, shared_norm
+from ._common import figure_axes, note_nonfinite, shared_norm
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Basin:
     parent : int
         The branch it merges into, in the same tree; -1 for a main basin.
     left, right : float
-        Horizontal extent; ``right - left`` is the branch's size (samples in its sub-tree).
+        Horizontal extent; ``right - left`` is the number of finite samples in the branch's
+        sub-tree (non-finite samples are not drawn).
     floor : float
         The minimum's loss.
     rim : float
@@ -100,14 +101,19 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
         if np.isnan(rims[i]):
             rims[i] = rims[b.parent[i]]
     basins: list[Basin] = []
-    # each branch's own samples' values, sorted (non-finite ones count at the rim)
-    order = np.lexsort((tree.values, tree.labels))
-    starts = np.searchsorted(tree.labels[order], np.arange(len(b) + 1))
-    sorted_values = tree.values[order]
+    # each branch's own finite samples' values, sorted; non-finite samples are not drawn
+    finite = np.isfinite(tree.values)
+    labels, values = tree.labels[finite], tree.values[finite]
+    order = np.lexsort((values, labels))
+    starts = np.searchsorted(labels[order], np.arange(len(b) + 1))
+    sorted_values = values[order]
+    size = np.bincount(labels, minlength=len(b)).astype(float)  # finite samples of sub-trees
+    for i in np.argsort(b.size, kind="stable"):  # children (smaller) before their parents
+        if b.parent[i] >= 0:
+            size[b.parent[i]] += size[i]
 
     def own_heights(i: int) -> np.ndarray:
-        heights = sorted_values[starts[i] : starts[i + 1]]
-        return np.where(np.isfinite(heights), np.minimum(heights, rims[i]), rims[i])
+        return np.minimum(sorted_values[starts[i] : starts[i + 1]], rims[i])
 
     def place(i: int, left: float) -> list[tuple[float, float]]:
         """The outline of basin i from its left rim to its right rim: at height y the basin is
@@ -117,16 +123,16 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
         heights = own_heights(i)
         half = lambda y: 0.5 * np.searchsorted(heights, y, side="right")  # noqa: E731
         wall = _wall_heights(heights, b.birth[i], rims[i])
-        centre = left + half(rims[i]) + sum(b.size[c] for c in left_kids)
+        centre = left + half(rims[i]) + sum(size[c] for c in left_kids)
         path = []
         # left wall, from the rim down; a sub-basin hangs below its saddle, just outside the wall
         pending = sorted(left_kids, key=lambda c: -rims[c])
         for y in wall[::-1]:
             while pending and rims[pending[0]] >= y:
                 c = pending.pop(0)
-                x = centre - half(rims[c]) - sum(b.size[k] for k in pending) - b.size[c]
+                x = centre - half(rims[c]) - sum(size[k] for k in pending) - size[c]
                 path += place(c, x)
-            path.append((centre - half(y) - sum(b.size[k] for k in pending), y))
+            path.append((centre - half(y) - sum(size[k] for k in pending), y))
         minimum_x = centre
         # right wall, from the floor up
         done = []
@@ -134,11 +140,11 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
         for y in wall:
             while pending and rims[pending[0]] <= y:
                 c = pending.pop(0)
-                x = centre + half(rims[c]) + sum(b.size[k] for k in done)
+                x = centre + half(rims[c]) + sum(size[k] for k in done)
                 path += place(c, x)
                 done.append(c)
-            path.append((centre + half(y) + sum(b.size[k] for k in done), y))
-        right = centre + half(rims[i]) + sum(b.size[k] for k in right_kids)
+            path.append((centre + half(y) + sum(size[k] for k in done), y))
+        right = centre + half(rims[i]) + sum(size[k] for k in right_kids)
         path = [(left, rims[i]), *path, (right, rims[i])]
         basins.append(
             Basin(
@@ -158,7 +164,7 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
     x = 0.0
     for i in np.flatnonzero(b.parent < 0):  # one main basin per connected component
         place(int(i), x)
-        x += b.size[i]
+        x += size[i]
     order = {i: k for k, i in enumerate(_preorder(children, np.flatnonzero(b.parent < 0)))}
     return sorted(basins, key=lambda basin: order[basin.branch])
 
@@ -286,6 +292,9 @@ def profile(
     ax.set_xlim(-0.01, 1.01)
     ax.set_xlabel("fraction of samples")
     ax.set_ylabel("loss")
+    missing = int(np.count_nonzero(~np.isfinite(tree.values)))
+    if missing:
+        note_nonfinite(ax, f"{missing} of {tree.values.size} samples non-finite (not drawn)")
     if colorbar:
         from matplotlib.cm import ScalarMappable
 

@@ -11,9 +11,10 @@ import numpy as np
 from matplotlib import colors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from ..landscape import Landscape
-from ._common import figure_axes, shared_norm
+from ._common import figure_axes, note_nonfinite, shared_norm
 
 Kind = Literal["contour", "heatmap", "surface3d"]
 
@@ -94,6 +95,10 @@ def surface(
             mappable = _plane(
                 a, landscape.axes[i], landscape.axes[j], values, kind, norm, cmap, levels
             )
+            missing = int(np.count_nonzero(~np.isfinite(values)))
+            if missing:
+                shown = "hatched" if kind != "surface3d" else "left out"
+                note_nonfinite(a, f"{missing} of {values.size} points non-finite ({shown})")
             a.set_xlabel(rf"$\alpha_{{{i + 1}}}$")
             a.set_ylabel(rf"$\alpha_{{{j + 1}}}$")
             if landscape.ndim > 2:
@@ -118,6 +123,18 @@ def _central_slice(land: Landscape, i: int, j: int) -> np.ndarray:
 def _line(ax: Axes, land: Landscape, log: bool) -> None:
     x, values = land.axes[0], land.values
     ax.plot(x, values, color="C0", lw=1.5)
+    bad = ~np.isfinite(values)
+    if bad.any():  # marked on the axis, where the curve has its gaps
+        ax.plot(
+            x[bad],
+            np.zeros(int(bad.sum())),
+            "x",
+            color="C3",
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+            label="non-finite",
+        )
+        note_nonfinite(ax, f"{int(bad.sum())} of {values.size} points non-finite (x)")
     if land.spread is not None:
         ax.fill_between(
             x,
@@ -137,6 +154,20 @@ def _line(ax: Axes, land: Landscape, log: bool) -> None:
 
 def _plane(ax, x, y, values, kind, norm, cmap, levels):
     shown = np.ma.masked_invalid(values.T)
+    if kind != "surface3d" and shown.mask.any():  # what shows through the gaps: a hatch
+        ax.add_patch(
+            Rectangle(
+                (x[0], y[0]),
+                x[-1] - x[0],
+                y[-1] - y[0],
+                facecolor="none",
+                edgecolor="0.55",
+                hatch="xxx",
+                linewidth=0,
+                zorder=-1,
+                gid="nonfinite",
+            )
+        )
     if kind == "heatmap":
         mappable = ax.pcolormesh(x, y, shown, cmap=cmap, norm=norm, shading="nearest")
         ax.set_aspect("equal")

@@ -1,0 +1,130 @@
+"""What a new user ran into (issue 18): crashes on ordinary models, silent non-finite points,
+and the rough edges of the CLI. Each test failed before its fix."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import topo_landscape as tl
+from topo_landscape.cli import main
+
+
+class Tempered(nn.Module):
+    """A scalar learnable temperature and BatchNorm (whose num_batches_tracked is 0-D)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 4)
+        self.norm = nn.BatchNorm1d(4)
+        self.temperature = nn.Parameter(torch.tensor(5.0))
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.out(self.norm(self.lin(x))) / self.temperature
+
+
+def test_scalar_parameters_and_strided_one_element_tensors_are_sampled():
+    torch.manual_seed(0)
+    model = Tempered().eval()
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    loss_fn = tl.supervised(nn.CrossEntropyLoss())
+    for normalization in ("filter", "layer", "global", None):
+        dirs = tl.random_directions(
+            model, n=2, seed=0, include_1d=True, normalization=normalization
+        )
+        assert "temperature" in dirs.parameter_names
+        land = tl.sample(model, loss_fn, (x, y), dirs, resolution=3, span=0.4, progress=False)
+        assert land.values[1, 1] == pytest.approx(loss_fn(model, (x, y)).item(), rel=1e-6)
+    hessian = tl.hessian_directions(model, loss_fn, (x, y), n=2)
+    tl.sample(model, loss_fn, (x, y), hessian, resolution=3, progress=False)
+    # a one-element slice that keeps its parent's stride (a bias cut from an SVD factor)
+    linear = nn.Linear(13, 1)
+    with torch.no_grad():
+        linear.bias.copy_(torch.randn(13, 13)[:, 0][-1:])
+    vectors = ({"weight": torch.randn(1, 13), "bias": torch.randn(13, 13)[:, 0][-1:]},)
+    dirs = tl.Directions(vectors=vectors, signature=(("weight", (1, 13)), ("bias", (1,))))
+    assert len(dirs.sha256) == 64
+    tl.sample(
+        linear,
+        tl.supervised(nn.MSELoss()),
+        (torch.randn(8, 13), torch.randn(8, 1)),
+        dirs,
+        resolution=3,
+        progress=False,
+    )
+
+
+def nan_beyond(model, limit):
+    """MSE that is NaN once the first weight moved more than ``limit`` from where it is now."""
+    w0 = float(model[0].weight[0, 0].detach())
+
+    def loss_fn(m, batch):
+        loss = ((m(batch[0]) - batch[1]) ** 2).mean()
+        moved = (m[0].weight[0, 0] - w0).abs()
+        return torch.where(moved > limit, torch.full_like(loss, float("nan")), loss)
+
+    return loss_fn
+
+
+def test_non_finite_points_are_reported_and_drawn_as_missing():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
+    x, y = torch.randn(32, 2), torch.randn(32, 1)
+    dirs = tl.random_directions(model, n=2, seed=0)
+    with pytest.warns(UserWarning, match=r"of 441 grid points have a non-finite loss"):
+        land = tl.sample(model, nan_beyond(model, 0.1), (x, y), dirs, resolution=21)
+    missing = land.n_nonfinite
+    assert 0 < missing < 441
+    fig = tl.plot.surface(land)
+    notes = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "nonfinite-note"]
+    assert notes == [f"{missing} of 441 points non-finite (hatched)"]
+    assert any(p.get_gid() == "nonfinite" and p.get_hatch() for p in fig.axes[0].patches)
+    tree = tl.merge_tree(land)
+    fig = tl.plot.profile(tree)
+    notes = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "nonfinite-note"]
+    assert notes == [f"{missing} of 441 samples non-finite (not drawn)"]
+    # the basins hold the finite samples only: the main basin is no wider than they are
+    layout = tl.plot.profile_layout(tree)
+    assert max(b.right for b in layout) == 441 - missing
+    # a loss that is NaN at the unperturbed weights says so
+    everywhere = lambda m, b: torch.tensor(float("nan"))  # noqa: E731
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tl.sample(model, everywhere, (x, y), dirs, resolution=3)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2
+    assert "the loss at the unperturbed weights (the grid's centre) is nan" in messages[0]
+    assert messages[1].startswith("9 of 9 grid points have a non-finite loss")
+
+
+FACTORY = """
+import torch
+import topo_landscape as tl
+
+def make():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    x = torch.randn(32, 2)
+    w0 = float(model[0].weight[0, 0])
+
+    def loss_fn(m, batch):
+        loss = ((m(batch[0]) - batch[1]) ** 2).mean()
+        bad = (m[0].weight[0, 0] - w0).abs() > 0.1
+        return torch.where(bad, torch.full_like(loss, float("nan")), loss)
+
+    return model, loss_fn, (x, x[:, :1])
+"""
+
+
+def test_cli_prints_the_non_finite_count(tmp_path, monkeypatch, capsys):
+    (tmp_path / "nets.py").write_text(FACTORY)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", "--factory", "nets.py:make", "--output", "run.h5"]) == 0
+    out = capsys.readouterr()
+    missing = tl.load("run.h5").n_nonfinite
+    assert missing > 0
+    assert f"{missing} non-finite" in out.out
+    assert f"warning: {missing} of 441 grid points have a non-finite loss" in out.err
+    assert "UserWarning" not in out.err
