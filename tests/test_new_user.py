@@ -1,8 +1,10 @@
 """What a new user ran into (issue 18): crashes on ordinary models, silent non-finite points,
 and the rough edges of the CLI. Each test failed before its fix."""
 
+import sys
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -128,3 +130,87 @@ def test_cli_prints_the_non_finite_count(tmp_path, monkeypatch, capsys):
     assert f"{missing} non-finite" in out.out
     assert f"warning: {missing} of 441 grid points have a non-finite loss" in out.err
     assert "UserWarning" not in out.err
+
+
+MODEL_MODULE = """
+import torch
+
+def net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+"""
+
+NETS = """
+import torch
+import topo_landscape as tl
+from mycnn import net
+
+def make():
+    x = torch.randn(16, 2)
+    return net(), tl.supervised(torch.nn.MSELoss()), (x, x[:, :1])
+"""
+
+
+def test_a_factory_imports_the_modules_beside_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mycnn.py").write_text(MODEL_MODULE)
+    (tmp_path / "models" / "nets.py").write_text(NETS)
+    (tmp_path / "mycnn.py").write_text(MODEL_MODULE + NETS.replace("from mycnn import net", ""))
+    monkeypatch.chdir(tmp_path)
+    # as the console script runs: neither the current folder nor the file's is on the path
+    monkeypatch.setattr("sys.path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "mycnn", raising=False)
+    argv = ["sample", "--resolution", "3", "--factory"]
+    assert main([*argv, "models/nets.py:make", "--output", "a.h5"]) == 0
+    monkeypatch.delitem(sys.modules, "mycnn", raising=False)
+    assert main([*argv, "mycnn:make", "--output", "b.h5"]) == 0
+    assert main([*argv, "nosuchmodule:make", "--output", "c.h5"]) == 2
+    err = capsys.readouterr().err
+    assert "'package.module:function' or 'path/to/file.py:function'" in err
+
+
+def test_hessian_axes_span_where_the_quadratic_model_rises_by_the_given_amount():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1, bias=False)  # MSE of a linear model: exactly quadratic
+    x, y = torch.randn(64, 3, dtype=torch.float64), torch.randn(64, 1, dtype=torch.float64)
+    model = model.double()
+    with torch.no_grad():  # at the least-squares solution the gradient is zero
+        model.weight.copy_(torch.linalg.lstsq(x, y).solution.T)
+    loss_fn = tl.supervised(nn.MSELoss())
+    dirs = tl.hessian_directions(model, loss_fn, (x, y), n=3)
+    exact = np.linalg.eigvalsh(2 * (x.T @ x).numpy() / 64)[::-1]
+    spans = dirs.curvature_span(rise=0.5)
+    np.testing.assert_allclose(spans, np.sqrt(1.0 / exact), rtol=1e-8)
+    land = tl.sample(model, loss_fn, (x, y), dirs, resolution=3, span=spans, progress=False)
+    centre = land.values[1, 1, 1]
+    for axis in range(3):
+        for end in (0, 2):
+            index = [1, 1, 1]
+            index[axis] = end
+            assert land.values[tuple(index)] == pytest.approx(centre + 0.5, rel=1e-9)
+    with pytest.raises(ValueError, match="Hessian directions"):
+        tl.random_directions(model, n=1, seed=0).curvature_span()
+
+
+def test_cli_and_series_default_hessian_spans_to_the_curvature_rule(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mycnn.py").write_text(MODEL_MODULE + NETS.replace("from mycnn import net", ""))
+    monkeypatch.chdir(tmp_path)
+    argv = ["sample", "--factory", "mycnn.py:make", "--directions", "hessian", "--resolution", "3"]
+    assert main([*argv, "--output", "h.h5"]) == 0
+    land = tl.load("h.h5")
+    eigenvalues = np.asarray(land.metadata["directions"]["eigenvalues"])
+    np.testing.assert_allclose(land.metadata["grid"]["span"], np.sqrt(2 / np.abs(eigenvalues)))
+    assert "rises by 1" in land.metadata["provenance"]["span_rule"]
+    assert "the quadratic model rises by 1" in capsys.readouterr().out
+    assert main([*argv, "--span", "0.3", "--output", "g.h5"]) == 0
+    assert tl.load("g.h5").metadata["grid"]["span"] == [0.3, 0.3]
+    build = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))  # noqa: E731
+    torch.save(build().state_dict(), "c.pt")
+    x = torch.randn(16, 2)
+    loss_fn = tl.supervised(nn.MSELoss())
+    result = tl.series(
+        ["c.pt"], build, loss_fn, (x, x[:, :1]), directions="hessian", resolution=3, rise=2.0
+    )
+    land = result.landscapes[0]
+    eigenvalues = np.asarray(land.metadata["directions"]["eigenvalues"])
+    np.testing.assert_allclose(land.metadata["grid"]["span"], np.sqrt(4 / np.abs(eigenvalues)))

@@ -93,24 +93,36 @@ Flags given on the command line win over the file.
 
 
 def load_factory(spec: str):
-    """'package.module:function' or 'path/to/file.py:function' -> the function."""
+    """'package.module:function' or 'path/to/file.py:function' -> the function.
+
+    A file's folder is put on the import path (so that it can import the modules beside it),
+    and for the module form the current folder is, as ``python -m`` would.
+    """
     import importlib
     import importlib.util
 
+    forms = "'package.module:function' or 'path/to/file.py:function'"
     if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(f"factory: expected 'package.module:function'; got {spec!r}")
+        raise ValueError(f"factory: expected {forms}; got {spec!r}")
     module_name, _, attr = spec.rpartition(":")
     try:
         if module_name.endswith(".py"):
             if not os.path.isfile(module_name):
                 raise ValueError(f"factory: no such file {module_name!r}")
-            loader = importlib.util.spec_from_file_location("_topo_landscape_factory", module_name)
+            _importable(os.path.dirname(os.path.abspath(module_name)))
+            name = "_topo_landscape_factory_" + os.path.basename(module_name)[:-3]
+            loader = importlib.util.spec_from_file_location(name, module_name)
             module = importlib.util.module_from_spec(loader)
+            sys.modules[name] = module  # so that pickle and dataclasses find it
             loader.loader.exec_module(module)
         else:
+            _importable(os.getcwd())
             module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"factory: cannot import {module_name!r} ({err})") from None
+        raise ValueError(
+            f"factory: cannot import {module_name!r} ({err}); give {forms} (a file's folder "
+            "and the current folder are searched for the modules it imports)"
+        ) from None
     if not hasattr(module, attr):
         raise ValueError(f"factory: {module_name!r} has no attribute {attr!r}")
     function = getattr(module, attr)
@@ -120,6 +132,11 @@ def load_factory(spec: str):
             "(model, loss_fn, batches)"
         )
     return function
+
+
+def _importable(folder: str) -> None:
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
 
 
 def _built(spec: str):
@@ -187,7 +204,7 @@ def _device(spec):
 
 def _sample(args) -> None:
     import topo_landscape as tl
-    from topo_landscape.series import load_checkpoint
+    from topo_landscape.series import axis_spans, load_checkpoint
 
     args.device = _device(args.device)
     model, loss_fn, batches = _built(args.factory)
@@ -208,19 +225,40 @@ def _sample(args) -> None:
         dirs = tl.random_directions(
             model, n=args.n, normalization=args.normalization, seed=args.seed
         )
+    span = args.span if args.span is not None else axis_spans(dirs, args.rise)
+    if args.span is None and dirs.eigenvalues is not None and not args.normalize_hessian:
+        print(
+            "span: " + ", ".join(f"{s:.3g}" for s in span) + f" (the quadratic model rises by "
+            f"{args.rise:g} at each axis's ends; --span sets them)"
+        )
     land = tl.sample(
         model,
         loss_fn,
         batches,
         dirs,
         resolution=args.resolution,
-        span=args.span,
+        span=span,
         mode=args.mode,
         device=args.device,
         out=args.output,
+        metadata=_provenance(args, span_rise=args.rise if args.span is None else None),
     )
     _report(land)
     print(f"wrote {os.path.abspath(args.output)}")
+
+
+def _provenance(args, span_rise=None) -> dict:
+    """What the file records of how it was made: the command line, factory, checkpoint."""
+    import hashlib
+
+    made = {"command": " ".join(sys.argv), "factory": args.factory}
+    if getattr(args, "checkpoint", None):
+        with open(args.checkpoint, "rb") as f:
+            made["checkpoint"] = os.path.abspath(args.checkpoint)
+            made["checkpoint_sha256"] = hashlib.sha256(f.read()).hexdigest()
+    if span_rise is not None:
+        made["span_rule"] = f"curvature: the quadratic model rises by {span_rise:g} at the ends"
+    return {"provenance": made}
 
 
 def _tree(args, land):
@@ -291,9 +329,12 @@ def _series(args) -> None:
         batches,
         directions=args.directions,
         n=args.n,
-        normalization=args.normalization,
+        normalization=(
+            args.normalization if args.directions == "random" or args.normalize_hessian else None
+        ),
         resolution=args.resolution,
         span=args.span,
+        rise=args.rise,
         mode=args.mode,
         seed=args.seed,
         device=args.device,
@@ -361,7 +402,23 @@ def _parser():
         )
         p.add_argument("--resolution", type=int, default=21, help="points per axis (default 21)")
         p.add_argument(
-            "--span", type=float, default=1.0, help="half-width of each axis (default 1)"
+            "--span",
+            type=float,
+            default=None,
+            help="half-width of each axis (default: 1 for random directions; for Hessian "
+            "directions where the quadratic model rises by --rise)",
+        )
+        p.add_argument(
+            "--rise",
+            type=float,
+            default=1.0,
+            help="loss increase at each Hessian axis's ends when --span is not given (default: 1)",
+        )
+        p.add_argument(
+            "--normalize-hessian",
+            action="store_true",
+            help="also apply --normalization to Hessian eigenvectors (they are then no longer "
+            "eigenvectors)",
         )
         p.add_argument("--mode", choices=["auto", "vmap", "loop"], default="auto")
         p.add_argument("--device", default=None)
@@ -385,11 +442,6 @@ def _parser():
     p = command("sample", "sample a model's landscape into an HDF5 file (resumable)")
     sampling_options(p)
     p.add_argument("--checkpoint", help="a state dict to load into the factory's model first")
-    p.add_argument(
-        "--normalize-hessian",
-        action="store_true",
-        help="also apply --normalization to Hessian eigenvectors",
-    )
     p.add_argument("--output", help="the landscape file to write (.h5)")
     p = command("analyze", "merge tree and features of a landscape file")
     p.add_argument("landscape", nargs="?", help="a landscape file")

@@ -162,6 +162,37 @@ class Directions:
             residuals=pick(self.residuals),
         )
 
+    def curvature_span(self, rise: float = 1.0) -> list[float]:
+        """Half-widths, one per Hessian direction, at which the quadratic model of the loss
+        rises by ``rise``: ``sqrt(2 rise / |lambda_i|)`` along unit eigenvector i.
+
+        A span in curvature units: the edge of every axis then sits where the loss would have
+        risen by the same amount if it were quadratic, so that sharp and flat directions are
+        drawn alike and a landscape's edges say how far from quadratic the loss is.
+
+        Example: ``tl.sample(model, loss_fn, batch, dirs, span=dirs.curvature_span(1.0))``.
+        """
+        if self.eigenvalues is None:
+            raise ValueError(
+                "directions: curvature spans need Hessian directions (with eigenvalues); "
+                "give random directions a span in units of the weights instead"
+            )
+        if self.normalization is not None:
+            raise ValueError(
+                f"directions: curvature spans need unit eigenvectors; these were rescaled "
+                f"({self.normalization!r} normalisation), so they are no longer eigenvectors"
+            )
+        if isinstance(rise, bool) or not np.isfinite(rise) or rise <= 0:
+            raise ValueError(f"rise: expected a positive finite loss increase; got {rise!r}")
+        curvature = np.abs(np.asarray(self.eigenvalues, dtype=float))
+        flat = curvature <= 1e-12 * max(float(curvature.max()), np.finfo(float).tiny)
+        if flat.any():
+            raise ValueError(
+                f"directions: eigenvalue(s) {self.eigenvalues[flat].tolist()} are zero to "
+                "rounding, so the quadratic model never rises along them; give span= explicitly"
+            )
+        return [float(np.sqrt(2 * rise / c)) for c in curvature]
+
     def to(self, device=None, dtype: torch.dtype | None = None) -> Directions:
         """A copy on another device and/or in another floating dtype."""
         vectors = tuple(

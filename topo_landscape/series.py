@@ -115,9 +115,10 @@ def series(
     *,
     directions: str | Directions = "random",
     n: int = 2,
-    normalization: str | None = "filter",
+    normalization: str | None = "default",
     resolution: int | Sequence[int] = 21,
-    span: float | Sequence[float] = 1.0,
+    span: float | Sequence[float] | None = None,
+    rise: float = 1.0,
     graph: str = "grid",
     connectivity: str = "full",
     mode: str = "auto",
@@ -141,8 +142,18 @@ def series(
         Per checkpoint: random directions (``normalization``, ``seed``: the same draw each time)
         or its top-n Hessian eigenvectors; or one Directions for all (a training trajectory's
         PCA, say).
-    n, normalization, resolution, span, mode, seed, device
+    n, resolution, mode, seed, device
         As for :func:`tl.random_directions` and :func:`tl.sample`.
+    normalization : {"default", "filter", "layer", "global", None}
+        How directions are scaled against the weights. ``"default"``: ``"filter"`` for random
+        directions, none for Hessian ones (which then stay unit eigenvectors).
+    span : float, one per axis, or None
+        Half-width of each axis. None (the default): 1 for random directions (in units of the
+        weights' norms), and for Hessian directions the curvature rule
+        ``dirs.curvature_span(rise)``: each axis ends where the quadratic model of the loss
+        has risen by ``rise``. The spans used are in each landscape's metadata (``grid``).
+    rise : float
+        The loss increase of the curvature rule (default 1.0).
     graph, connectivity
         As for :func:`tl.merge_tree`.
     out : folder, optional
@@ -170,6 +181,8 @@ def series(
         os.makedirs(out, exist_ok=True)
     # what determines each landscape besides its checkpoint: a complete file is reused only
     # when its key matches (see _finished)
+    if normalization == "default":
+        normalization = None if directions == "hessian" else "filter"
     settings = {
         "directions": directions.sha256 if isinstance(directions, Directions) else directions,
         "n": n,
@@ -177,6 +190,7 @@ def series(
         "seed": seed,
         "resolution": resolution,
         "span": span,
+        "rise": rise if span is None else None,
         "build_sha256": fingerprint(build, "build")[0],
         "loss_sha256": fingerprint(loss_fn, "loss_fn")[0],
         "data_sha256": fingerprint(batches, "batches")[0],
@@ -205,12 +219,23 @@ def series(
                 batches,
                 dirs,
                 resolution=resolution,
-                span=span,
+                span=span if span is not None else axis_spans(dirs, rise),
                 mode=mode,
                 device=device,
                 out=file,
                 progress=progress,
-                metadata={"series": {"checkpoint": path, "key": json.dumps(key, sort_keys=True)}},
+                metadata={
+                    "series": {
+                        "checkpoint": os.path.abspath(path),
+                        "index": index,
+                        "key": json.dumps(key, sort_keys=True),
+                        "span_rule": "given"
+                        if span is not None
+                        else f"curvature: the quadratic model rises by {rise:g} at the ends"
+                        if dirs.eigenvalues is not None and dirs.normalization is None
+                        else "1 in units of the weights",
+                    }
+                },
             )
         tree = merge_tree(land, graph=graph, connectivity=connectivity)
         row = {"checkpoint": name, "index": index, **tree.features()}
@@ -234,6 +259,14 @@ def series(
         files["profiles"] = os.path.join(out, "profiles.png")
         compare(trees, names, log=_positive(trees)).savefig(files["profiles"], dpi=120)
     return Series(names=names, table=table, landscapes=lands, trees=trees, files=files)
+
+
+def axis_spans(directions: Directions, rise: float = 1.0) -> float | list[float]:
+    """The default half-widths: the curvature rule for Hessian directions with their
+    eigenvalues (unit eigenvectors), 1 in units of the weights for any other directions."""
+    if directions.eigenvalues is not None and directions.normalization is None:
+        return directions.curvature_span(rise)
+    return 1.0
 
 
 def _finished(file: str | None, key: dict) -> Landscape | None:
