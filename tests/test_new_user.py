@@ -214,3 +214,67 @@ def test_cli_and_series_default_hessian_spans_to_the_curvature_rule(tmp_path, mo
     land = result.landscapes[0]
     eigenvalues = np.asarray(land.metadata["directions"]["eigenvalues"])
     np.testing.assert_allclose(land.metadata["grid"]["span"], np.sqrt(4 / np.abs(eigenvalues)))
+
+
+def test_long_work_reports_progress_in_a_log(monkeypatch, capsys, tmp_path):
+    from topo_landscape import _progress
+
+    monkeypatch.setattr(_progress, "QUIET_SECONDS", 0.0)  # as if the work were long
+    monkeypatch.setattr(_progress, "LINE_SECONDS", 0.0)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
+    x = torch.randn(16, 2)
+    loss_fn = tl.supervised(nn.MSELoss())
+    dirs = tl.random_directions(model, n=2, seed=0)
+    tl.sample(model, loss_fn, (x, x[:, :1]), dirs, resolution=11, mode="loop", chunk=10)
+    lines = capsys.readouterr().err.splitlines()  # stderr is not a terminal here
+    assert any(line.startswith("sampling: ") and "/121 points (" in line for line in lines)
+    assert lines[-1].startswith("sampling: 121/121 points (100%)")
+    tl.sample(model, loss_fn, (x, x[:, :1]), dirs, resolution=5, progress=False)
+    assert capsys.readouterr().err == ""
+    tl.hessian_directions(model, loss_fn, (x, x[:, :1]), n=2)
+    assert "hessian: " in capsys.readouterr().err
+    for step in range(2):
+        torch.save(model.state_dict(), tmp_path / f"step{step}.pt")
+    build = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))  # noqa: E731
+    tl.series(tmp_path, build, loss_fn, (x, x[:, :1]), resolution=3, out=tmp_path / "s")
+    err = capsys.readouterr().err
+    assert "series: checkpoint 1/2 step0: sampling" in err
+    assert "series: checkpoint 2/2 step1: sampling" in err
+    tl.series(tmp_path, build, loss_fn, (x, x[:, :1]), resolution=3, out=tmp_path / "s")
+    assert "checkpoint 2/2 step1: read from" in capsys.readouterr().err
+
+
+INTERRUPTED = """
+import os
+import torch
+import topo_landscape as tl
+
+_CALLS = [0]
+
+def make():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    x = torch.randn(16, 2)
+
+    def loss_fn(m, batch):
+        _CALLS[0] += 1
+        if _CALLS[0] == 60 and not os.path.exists("_interrupted_once"):
+            open("_interrupted_once", "w").close()
+            raise KeyboardInterrupt  # as Ctrl-C would, once
+        return ((m(batch[0]) - batch[1]) ** 2).mean()
+
+    return model, loss_fn, (x, x[:, :1])
+"""
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    (tmp_path / "slow.py").write_text(INTERRUPTED)
+    monkeypatch.chdir(tmp_path)
+    argv = ["sample", "--factory", "slow.py:make", "--mode", "loop", "--output", "run.h5"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "points are saved in run.h5; to go on, run again: topo-landscape sample" in err[0]
+    assert main(argv) == 0  # the same command goes on and finishes
+    assert tl.load("run.h5").values.shape == (21, 21)

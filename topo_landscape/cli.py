@@ -221,6 +221,11 @@ def _sample(args) -> None:
             seed=args.seed,
             normalization=args.normalization if args.normalize_hessian else None,
         )
+        print(
+            f"hessian: top-{args.n} eigenvalues "
+            + ", ".join(f"{v:.4g}" for v in dirs.eigenvalues)
+            + f" ({dirs.info.get('hvp_calls', '?')} Hessian-vector products)"
+        )
     else:
         dirs = tl.random_directions(
             model, n=args.n, normalization=args.normalization, seed=args.seed
@@ -528,6 +533,9 @@ def _run(parser, sub, args, argv) -> int:
                 "series": _series,
                 "info": _info,
             }[args.command](args)
+    except KeyboardInterrupt:
+        print(f"topo-landscape {args.command}: {_interrupted(args, argv)}", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, ImportError) as err:
         # bad input: the message names the argument and what was expected, on one line
         print(
@@ -550,6 +558,32 @@ def _run(parser, sub, args, argv) -> int:
         )
         return 1
     return 0
+
+
+def _interrupted(args, argv) -> str:
+    """One line after Ctrl-C: what was saved, and the command that goes on from there."""
+    import shlex
+
+    again = shlex.join(["topo-landscape", *(sys.argv[1:] if argv is None else argv)])
+    output = getattr(args, "output", None)
+    if args.command == "sample" and output and os.path.exists(output):
+        import h5py
+
+        with h5py.File(output, "r") as f:
+            if f.attrs.get("complete", False):
+                return f"interrupted after {output} was complete"
+            done = f["partial/done"][()] if "partial/done" in f else None
+        if done is not None and done.any():
+            return (
+                f"interrupted: {int(done.sum()):,} of {done.size:,} points are saved in "
+                f"{output}; to go on, run again: {again}"
+            )
+    if args.command == "series" and output and os.path.isdir(output):
+        return (
+            f"interrupted: finished landscapes (and the one in progress, in part) are saved in "
+            f"{output}; to go on, run again: {again}"
+        )
+    return "interrupted; nothing was saved"
 
 
 def _checked_config(config: dict, sub: argparse.ArgumentParser, command: str) -> dict:

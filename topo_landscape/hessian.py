@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import _model
+from ._progress import Progress
 from .directions import (
     NORMALIZATIONS,
     Directions,
@@ -121,6 +122,7 @@ class _HVP:
         sizes = np.array([batch_size(b) for b in batches], dtype=float)
         self.weights = (sizes / sizes.sum()).tolist()
         self.calls = 0
+        self.progress: Progress | None = None
         self.reads: _model.ParameterReads | None = None
         self.grads: list[torch.Tensor] | None = None
         if method == "double_backward":
@@ -179,6 +181,8 @@ class _HVP:
     def __call__(self, flat: torch.Tensor) -> torch.Tensor:
         """H v for a flat vector (any float dtype, any device); returns float64 on self.device."""
         self.calls += 1
+        if self.progress is not None:
+            self.progress.update(1)
         v = self.split(flat.to(device=self.device, dtype=self.dtype))
         total = torch.zeros(self.n, dtype=torch.float64, device=self.device)
         for w, batch, g in zip(
@@ -363,6 +367,7 @@ def hessian_directions(
     tol: float | None = None,
     max_iter: int | None = None,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> Directions:
     """The top-n eigenvectors of the Hessian of the loss at the model's weights, as Directions.
 
@@ -399,6 +404,9 @@ def hessian_directions(
         ARPACK restarts (default: scipy's) or power iterations per eigenvalue (pyhessian: 100).
     seed : int
         Seed of the start vector(s).
+    progress : bool, optional
+        Report the Hessian-vector products as they are computed (as :func:`tl.sample` does:
+        a bar on a terminal, lines in a log once the work has taken 10 s).
 
     Returns
     -------
@@ -428,7 +436,7 @@ def hessian_directions(
     if n > size:
         raise ValueError(f"n: asked for {n} eigenvectors of a Hessian over {size} parameters")
     info = {"backend": backend, "which": which, "hvp": hvp if backend == "lanczos" else "pyhessian"}
-    with _differentiable(model, names):
+    with _differentiable(model, names), Progress(None, "hessian", "products", progress) as bar:
         if backend == "pyhessian":
             if which != "magnitude":
                 raise ValueError(
@@ -442,6 +450,7 @@ def hessian_directions(
             hvp_op = _HVP(model, loss_fn, batch_list, names, "double_backward")
         else:
             hvp_op = _HVP(model, loss_fn, batch_list, names, hvp)
+            hvp_op.progress = bar
             tol = tol if tol is not None else _default_tol(hvp_op.dtype)
             values, vectors = _top_eigenpairs(hvp_op, n, which, tol, max_iter, seed)
             info["hvp_calls"] = hvp_op.calls
@@ -465,12 +474,13 @@ def hessian_spectrum(
     hvp: HVPMethod = "double_backward",
     tol: float | None = None,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> HessianSpectrum:
     """Top eigenvalues, trace (Hutchinson) and spectral density (SLQ) of the Hessian at theta*.
 
     Parameters
     ----------
-    model, loss_fn, batches, parameters, hvp, tol, seed
+    model, loss_fn, batches, parameters, hvp, tol, seed, progress
         As for :func:`hessian_directions` (native backend).
     top_n : int
         Number of top eigenvalues (by magnitude); 0 for none.
@@ -507,8 +517,9 @@ def hessian_spectrum(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
     batch_list, names = _prepare(model, loss_fn, batches, parameters)
-    with _differentiable(model, names):
+    with _differentiable(model, names), Progress(None, "hessian", "products", progress) as bar:
         op = _HVP(model, loss_fn, batch_list, names, hvp)
+        op.progress = bar
         if top_n > op.n:
             raise ValueError(
                 f"top_n: asked for {top_n} eigenvalues of a Hessian over {op.n} parameters"

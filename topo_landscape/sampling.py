@@ -27,10 +27,10 @@ import h5py
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import _model
 from ._fingerprint import fingerprint
+from ._progress import Progress
 from .directions import Directions
 from .landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape, read_tree, write_tree
 from .loss import LossOfModel, as_batches, as_terms, batch_size, loss_name, to_device
@@ -170,7 +170,9 @@ def sample(
         far as they can be seen, and what cannot be seen is warned about and listed in
         ``metadata["fingerprint"]["not_covered"]`` (see the concepts page of the docs).
     progress : bool, optional
-        Show a progress bar; by default only on a terminal.
+        True: a progress bar; False: nothing. By default a bar on a terminal or in a notebook,
+        and otherwise (a log file, a batch job) a line on stderr every 5% or 30 s once the work
+        has taken 10 s.
     metadata : dict, optional
         JSON-like entries stored with the Landscape (a checkpoint's path and hash, an epoch):
         ``land.metadata[key]`` for each key. Not part of the resume key.
@@ -309,13 +311,8 @@ def _checked(land: Landscape) -> Landscape:
 def _run(store, evaluator, axes, mode, chunk, device, progress) -> None:
     pending = np.flatnonzero(~store.done)
     sampling = store.metadata["sampling"]
-    bar = tqdm(
-        total=store.done.size,
-        initial=store.done.size - pending.size,
-        disable=None if progress is None else not progress,  # None: only on a terminal
-        unit="pt",
-        desc="sampling",
-        leave=False,
+    bar = Progress(
+        store.done.size, "sampling", "points", progress, initial=store.done.size - pending.size
     )
     points = lambda idx: np.stack(  # noqa: E731
         [a[i] for a, i in zip(axes, np.unravel_index(idx, store.done.shape))], axis=1

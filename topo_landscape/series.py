@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ._fingerprint import fingerprint
+from ._progress import Progress
 from ._util import jsonable
 from .directions import Directions, random_directions
 from .hessian import hessian_directions
@@ -165,6 +166,7 @@ def series(
     features : sequence of str
         The features drawn in the trend plot.
     progress : bool, optional
+        As for :func:`tl.sample`; also a line per checkpoint ("checkpoint 2/3 step1: sampling").
 
     Returns
     -------
@@ -196,11 +198,14 @@ def series(
         "data_sha256": fingerprint(batches, "batches")[0],
     }
     names, rows, lands, trees, files = [], [], [], [], {}
+    news = Progress(len(paths), "series", "checkpoints", progress)
     for index, path in enumerate(paths):
         name = os.path.splitext(os.path.basename(path))[0]
         file = os.path.join(out, f"{name}.h5") if out is not None else None
         key = {"checkpoint_sha256": _file_sha256(path), **jsonable(settings)}
         land = _finished(file, key)
+        place = f"series: checkpoint {index + 1}/{len(paths)} {name}"
+        news.write(f"{place}: read from {file}" if land is not None else f"{place}: sampling")
         if land is None:
             model = load_checkpoint(build(), path)
             if device is not None:
@@ -209,7 +214,13 @@ def series(
                 dirs = directions
             elif directions == "hessian":
                 dirs = hessian_directions(
-                    model, loss_fn, batches, n=n, normalization=normalization, seed=seed
+                    model,
+                    loss_fn,
+                    batches,
+                    n=n,
+                    normalization=normalization,
+                    seed=seed,
+                    progress=progress,
                 )
             else:
                 dirs = random_directions(model, n=n, normalization=normalization, seed=seed)
@@ -248,6 +259,7 @@ def series(
         trees.append(tree)
         if file is not None:
             files[f"landscape:{name}"] = file
+    news.close()
     table = _table(rows)
     if out is not None:
         files["table"] = os.path.join(out, "features.csv")
