@@ -1,6 +1,9 @@
 """What a new user ran into (issue 18): crashes on ordinary models, silent non-finite points,
 and the rough edges of the CLI. Each test failed before its fix."""
 
+import json
+import os
+import stat
 import sys
 import warnings
 
@@ -200,8 +203,8 @@ def test_cli_and_series_default_hessian_spans_to_the_curvature_rule(tmp_path, mo
     land = tl.load("h.h5")
     eigenvalues = np.asarray(land.metadata["directions"]["eigenvalues"])
     np.testing.assert_allclose(land.metadata["grid"]["span"], np.sqrt(2 / np.abs(eigenvalues)))
-    assert "rises by 1" in land.metadata["provenance"]["span_rule"]
-    assert "the quadratic model rises by 1" in capsys.readouterr().out
+    assert "changes by 1" in land.metadata["provenance"]["span_rule"]
+    assert "the quadratic model has changed by 1" in capsys.readouterr().out
     assert main([*argv, "--span", "0.3", "--output", "g.h5"]) == 0
     assert tl.load("g.h5").metadata["grid"]["span"] == [0.3, 0.3]
     build = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))  # noqa: E731
@@ -278,3 +281,94 @@ def test_ctrl_c_says_what_was_saved_and_how_to_go_on(tmp_path, monkeypatch, caps
     assert "points are saved in run.h5; to go on, run again: topo-landscape sample" in err[0]
     assert main(argv) == 0  # the same command goes on and finishes
     assert tl.load("run.h5").values.shape == (21, 21)
+
+
+def test_files_record_how_they_were_made_and_info_summarises_them(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mycnn.py").write_text(MODEL_MODULE + NETS.replace("from mycnn import net", ""))
+    monkeypatch.chdir(tmp_path)
+    model, _, _ = load_nets(tmp_path)
+    torch.save(model.state_dict(), "ckpt.pt")
+    argv = ["sample", "--factory", "mycnn.py:make", "--checkpoint", "ckpt.pt", "--resolution", "5"]
+    assert main([*argv, "--output", "run.h5"]) == 0
+    made = tl.load("run.h5").metadata["provenance"]
+    assert made["factory"] == "mycnn.py:make"
+    assert made["checkpoint"] == str(tmp_path / "ckpt.pt") and len(made["checkpoint_sha256"]) == 64
+    assert made["command"].startswith("topo-landscape sample --factory mycnn.py:make")
+    capsys.readouterr()
+    assert main([*argv, "--output", "run.h5"]) == 0  # finished: loaded, not sampled again
+    out = capsys.readouterr().out
+    assert "loaded" in out and "nothing was sampled" in out and "sampled 5x5" not in out
+    assert main(["info", "run.h5"]) == 0
+    text = capsys.readouterr().out
+    for part in [
+        "5 x 5 = 25 points",
+        "2 random directions, filter-normalised",
+        "all finite",
+        "made by: topo-landscape sample",
+        "checkpoint: ",
+        "versions: ",
+    ]:
+        assert part in text
+    assert main(["info", "run.h5", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metadata"]["provenance"] == made
+
+
+def load_nets(folder):
+    namespace = {}
+    exec((folder / "mycnn.py").read_text(), namespace)
+    return namespace["make"]()
+
+
+def test_json_is_strict_and_files_follow_the_umask(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    a = np.linspace(-1, 1, 5)
+    values = np.add.outer(a**2, a**2)
+    values[0, 0] = np.nan
+    land = tl.Landscape(axes=[a, a], values=values)
+    old = os.umask(0o022)
+    try:
+        land.save("nan.h5")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat("nan.h5").st_mode) == 0o644
+    assert main(["analyze", "nan.h5", "--json", "f.json"]) == 0
+    text = open("f.json").read()
+    assert "NaN" not in text and "Infinity" not in text
+    features = json.loads(text)  # strict JSON
+    assert any(v is None for v in features.values())  # the essential class: no death
+
+
+def test_the_cli_explains_itself(capsys):
+    import argparse
+
+    from topo_landscape.cli import EXAMPLES, _parser, markdown
+
+    parser, subparsers = _parser()
+    for name, sub in subparsers.items():
+        for action in sub._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{name} {action.dest} has no help"
+        text = sub.format_help()
+        assert all(line.split("\\")[0].strip() in text for line in EXAMPLES[name])
+        others = [e for other, lines in EXAMPLES.items() if other != name for e in lines]
+        assert not any(e in text for e in others if e.split()[1] != name)
+    assert "(default: 21)" in subparsers["sample"].format_help()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("topo-landscape 0.")
+    page = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "cli.md")
+    assert open(page).read() == markdown(), "docs/cli.md is stale: run ./dev cli-docs"
+
+
+def test_a_bare_criterion_gets_a_hint():
+    model = nn.Linear(2, 3)
+    dirs = tl.random_directions(model, n=1, seed=0)
+    batch = (torch.randn(8, 2), torch.randint(0, 3, (8,)))
+    for call in [
+        lambda loss: tl.sample(model, loss, batch, dirs, resolution=3),
+        lambda loss: tl.hessian_directions(model, loss, batch, n=1),
+    ]:
+        with pytest.raises(TypeError, match=r"tl.supervised\(torch.nn.CrossEntropyLoss\(\)\)"):
+            call(nn.CrossEntropyLoss())
+        with pytest.raises(TypeError, match=r"tl.supervised\(cross_entropy\)"):
+            call(nn.functional.cross_entropy)

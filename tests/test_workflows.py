@@ -70,7 +70,7 @@ def test_sample_analyze_plot_info(factory, tmp_path, capsys):
         assert main(["plot", "run.h5", "--kind", kind, "--output", name]) == 0
         assert (tmp_path / name).stat().st_size > 1000
     capsys.readouterr()
-    assert main(["info", "run.h5"]) == 0
+    assert main(["info", "run.h5", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["shape"] == [7, 7] and info["metadata"]["loss"] == "loss_fn"
 

@@ -75,21 +75,47 @@ def _report(land) -> None:
     )
 
 
-COMMON_EXAMPLES = """examples:
-  topo-landscape demo --output demo_output
-  topo-landscape sample --factory mypkg.models:make --directions hessian --n 3 --resolution 21 \\
-      --output run.h5
-  topo-landscape sample --config sample.toml          # the same options from a file
-  topo-landscape analyze run.h5 --json features.json --pictures figs/
-  topo-landscape plot run.h5 --kind profile --log --output profile.pdf
-  topo-landscape series --factory mypkg.models:make --checkpoints ckpts/ --output series/
-  topo-landscape info run.h5
-
-A factory is "package.module:function" (or "path/to/file.py:function") returning
+ABOUT = """A factory is "package.module:function" (or "path/to/file.py:function") returning
 (model, loss_fn, batches). A configuration file (TOML, or YAML with PyYAML installed) holds the
 same options as the flags, with underscores: resolution = 21, directions = "hessian", ...
-Flags given on the command line win over the file.
-"""
+Flags given on the command line win over the file."""
+
+EXAMPLES = {
+    "demo": ["topo-landscape demo --output demo_output"],
+    "sample": [
+        "topo-landscape sample --factory mypkg.models:make --output run.h5",
+        "topo-landscape sample --factory nets.py:make --checkpoint ckpt.pt \\\n"
+        "      --directions hessian --n 3 --output run.h5",
+        "topo-landscape sample --config sample.toml          # the same options from a file",
+    ],
+    "analyze": ["topo-landscape analyze run.h5 --json features.json --pictures figs/"],
+    "plot": [
+        "topo-landscape plot run.h5 --kind profile --log --output profile.pdf",
+        "topo-landscape plot run.h5 --kind surface --output contour.png",
+    ],
+    "series": [
+        "topo-landscape series --factory mypkg.models:make --checkpoints ckpts/ --output series/",
+        "topo-landscape series --factory nets.py:make --checkpoints 'run/epoch*.pt' \\\n"
+        "      --directions hessian --output series/",
+    ],
+    "info": ["topo-landscape info run.h5", "topo-landscape info run.h5 --json"],
+}
+
+
+def _epilog(commands) -> str:
+    lines = ["examples:"] + [f"  {line}" for c in commands for line in EXAMPLES[c]]
+    return "\n".join(lines) + "\n\n" + ABOUT
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; each option's default shown after its help (where it has one)."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        unset = action.default is None or action.default is False
+        if unset or action.default == argparse.SUPPRESS or "%(default)" in help:
+            return help
+        return f"{help} (default: %(default)s)"
 
 
 def load_factory(spec: str):
@@ -233,9 +259,11 @@ def _sample(args) -> None:
     span = args.span if args.span is not None else axis_spans(dirs, args.rise)
     if args.span is None and dirs.eigenvalues is not None and not args.normalize_hessian:
         print(
-            "span: " + ", ".join(f"{s:.3g}" for s in span) + f" (the quadratic model rises by "
-            f"{args.rise:g} at each axis's ends; --span sets them)"
+            "span: " + ", ".join(f"{s:.3g}" for s in span) + f" (where the quadratic model has "
+            f"changed by {args.rise:g}: up along positive curvature, down along negative; "
+            "--span sets them)"
         )
+    finished = _complete(args.output)
     land = tl.sample(
         model,
         loss_fn,
@@ -248,21 +276,39 @@ def _sample(args) -> None:
         out=args.output,
         metadata=_provenance(args, span_rise=args.rise if args.span is None else None),
     )
-    _report(land)
-    print(f"wrote {os.path.abspath(args.output)}")
+    if finished:
+        print(
+            f"loaded {os.path.abspath(args.output)}: finished earlier "
+            f"({land.metadata.get('created', '?')}) from the same model, data, loss and "
+            "settings; nothing was sampled"
+        )
+    else:
+        _report(land)
+        print(f"wrote {os.path.abspath(args.output)}")
+
+
+def _complete(path: str) -> bool:
+    """Whether ``path`` is a finished landscape file (which sample() returns as it is)."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False))
+    except OSError:
+        return False
 
 
 def _provenance(args, span_rise=None) -> dict:
     """What the file records of how it was made: the command line, factory, checkpoint."""
     import hashlib
 
-    made = {"command": " ".join(sys.argv), "factory": args.factory}
+    made = {"command": args.command_line, "factory": args.factory}
     if getattr(args, "checkpoint", None):
         with open(args.checkpoint, "rb") as f:
             made["checkpoint"] = os.path.abspath(args.checkpoint)
             made["checkpoint_sha256"] = hashlib.sha256(f.read()).hexdigest()
     if span_rise is not None:
-        made["span_rule"] = f"curvature: the quadratic model rises by {span_rise:g} at the ends"
+        made["span_rule"] = f"curvature: the quadratic model changes by {span_rise:g} at the ends"
     return {"provenance": made}
 
 
@@ -274,14 +320,12 @@ def _tree(args, land):
 
 
 def _analyze(args) -> None:
-    import json
-
     import topo_landscape as tl
 
     land = _load(args.landscape)
     tree = _tree(args, land)
     features = tree.features()
-    text = json.dumps(features, indent=2, default=float)
+    text = _strict_json(features)
     if args.json:
         with open(args.json, "w") as f:
             f.write(text + "\n")
@@ -351,18 +395,79 @@ def _series(args) -> None:
 
 
 def _info(args) -> None:
+    land = _load(args.landscape)
+    if args.json:
+        record = {
+            "shape": list(land.shape),
+            "fields": list(land.fields),
+            "n_nonfinite": land.n_nonfinite,
+            "metadata": land.metadata,
+        }
+        print(_strict_json(record))
+        return
+    print(summary(land, args.landscape))
+
+
+def summary(land, path: str = "") -> str:
+    """A few lines on a landscape for people: grid, directions, values, how and when it was made."""
+    import numpy as np
+
+    meta = land.metadata
+    directions = meta.get("directions", {})
+    sampling = meta.get("sampling", {})
+    grid = " x ".join(map(str, land.shape))
+    spans = ", ".join(f"±{a[-1]:.3g}" for a in land.axes)
+    lines = [f"{path or 'landscape'}: {grid} = {land.values.size:,} points, axes {spans}"]
+    kind = directions.get("kind", "?")
+    described = f"{directions.get('n', land.ndim)} {kind} directions"
+    if directions.get("normalization", "none") != "none":
+        described += f", {directions['normalization']}-normalised"
+    if "eigenvalues" in directions:
+        described += ", eigenvalues " + ", ".join(
+            f"{v:.4g}" for v in np.asarray(directions["eigenvalues"], dtype=float)
+        )
+    lines.append(f"directions: {described}")
+    finite = land.values[np.isfinite(land.values)]
+    values = f"loss {finite.min():.4g} to {finite.max():.4g}" if finite.size else "no finite loss"
+    if "loss_at_center" in sampling:
+        values += f", {sampling['loss_at_center']:.4g} at the centre"
+    values += f"; {land.n_nonfinite} non-finite" if land.n_nonfinite else "; all finite"
+    lines.append(f"values: {values}; fields {', '.join(land.fields)}")
+    if sampling:
+        lines.append(
+            f"sampled: {meta.get('loss', '?')} over {sampling.get('n_batches', '?')} batch(es), "
+            f"{sampling.get('mode', '?')} mode on {sampling.get('device', '?')}, "
+            f"{sampling.get('seconds', float('nan')):.1f} s, {meta.get('created', '?')}"
+        )
+    made = meta.get("provenance", {})
+    if made:
+        lines.append(f"made by: {made.get('command', '?')}")
+        if "checkpoint" in made:
+            lines.append(f"checkpoint: {made['checkpoint']} (sha256 {made['checkpoint_sha256']})")
+    versions = meta.get("versions", {})
+    if versions:
+        lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return "\n".join(lines)
+
+
+def _strict_json(value) -> str:
+    """JSON that any reader takes: NaN and infinities as null."""
     import json
+
+    import numpy as np
 
     from ._util import jsonable
 
-    land = _load(args.landscape)
-    summary = {
-        "shape": list(land.shape),
-        "fields": list(land.fields),
-        "n_nonfinite": land.n_nonfinite,
-        "metadata": land.metadata,
-    }
-    print(json.dumps(jsonable(summary), indent=2, default=str))
+    def clean(v):
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(jsonable(value)), indent=2, allow_nan=False, default=str)
 
 
 def _load(path: str):
@@ -377,20 +482,21 @@ def _load(path: str):
 
 
 def _parser():
-    formatter = argparse.RawDescriptionHelpFormatter
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="topo-landscape",
-        epilog=COMMON_EXAMPLES,
+        epilog=_epilog(EXAMPLES),
         description="Loss landscapes of PyTorch models, with topology.",
-        formatter_class=formatter,
+        formatter_class=_Formatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-
+    parser.add_argument("--version", action="version", version=f"topo-landscape {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     subparsers = {}
 
     def command(name, help):
         p = commands.add_parser(
-            name, help=help, description=help, epilog=COMMON_EXAMPLES, formatter_class=formatter
+            name, help=help, description=help, epilog=_epilog([name]), formatter_class=_Formatter
         )
         p.add_argument("--config", help="a TOML or YAML file of options (flags override it)")
         subparsers[name] = p
@@ -398,88 +504,163 @@ def _parser():
 
     def sampling_options(p):
         p.add_argument(
-            "--factory", help="package.module:function returning (model, loss_fn, batches)"
+            "--factory",
+            help="package.module:function or file.py:function returning (model, loss_fn, batches)",
         )
-        p.add_argument("--directions", choices=["random", "hessian"], default="random")
-        p.add_argument("--n", type=int, default=2, help="number of directions (default 2)")
         p.add_argument(
-            "--normalization", choices=["filter", "layer", "global", "none"], default="filter"
+            "--directions",
+            choices=["random", "hessian"],
+            default="random",
+            help="random (filter-normalised) directions or the top Hessian eigenvectors",
         )
-        p.add_argument("--resolution", type=int, default=21, help="points per axis (default 21)")
+        p.add_argument("--n", type=int, default=2, help="number of directions (grid dimensions)")
+        p.add_argument(
+            "--normalization",
+            choices=["filter", "layer", "global", "none"],
+            default="filter",
+            help="how random directions are scaled against the weights (Li et al. 2018)",
+        )
+        p.add_argument("--resolution", type=int, default=21, help="grid points per axis")
         p.add_argument(
             "--span",
             type=float,
             default=None,
-            help="half-width of each axis (default: 1 for random directions; for Hessian "
-            "directions where the quadratic model rises by --rise)",
+            help="half-width of each axis; without it, 1 for random directions and, for "
+            "Hessian ones, where the quadratic model has changed by --rise",
         )
         p.add_argument(
             "--rise",
             type=float,
             default=1.0,
-            help="loss increase at each Hessian axis's ends when --span is not given (default: 1)",
+            help="change of the quadratic model of the loss at the ends of each Hessian axis, "
+            "when --span is not given",
         )
         p.add_argument(
             "--normalize-hessian",
             action="store_true",
             help="also apply --normalization to Hessian eigenvectors (they are then no longer "
-            "eigenvectors)",
+            "eigenvectors, and --span defaults to 1)",
         )
-        p.add_argument("--mode", choices=["auto", "vmap", "loop"], default="auto")
-        p.add_argument("--device", default=None)
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument(
+            "--mode",
+            choices=["auto", "vmap", "loop"],
+            default="auto",
+            help="many grid points per call (vmap), one at a time in place (loop), or time both",
+        )
+        p.add_argument(
+            "--device", default=None, help="torch device, e.g. cpu or cuda (the model's own)"
+        )
+        p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
 
     def tree_options(p):
-        p.add_argument("--graph", choices=["grid", "knn"], default="grid")
-        p.add_argument("--connectivity", choices=["full", "axis"], default="full")
-        p.add_argument("--k", type=int, default=None)
         p.add_argument(
-            "--threshold", type=float, default=0.0, help="simplify below this persistence"
+            "--graph",
+            choices=["grid", "knn"],
+            default="grid",
+            help="neighbours: the grid's stencil, or a mutual k-nearest-neighbour graph",
+        )
+        p.add_argument(
+            "--connectivity",
+            choices=["full", "axis"],
+            default="full",
+            help="grid stencil: all 3^n - 1 neighbours, or the 2n along the axes",
+        )
+        p.add_argument("--k", type=int, default=None, help="neighbours of the k-NN graph (4n)")
+        p.add_argument(
+            "--threshold",
+            type=float,
+            default=0.0,
+            help="drop branches of persistence below this loss difference",
         )
 
     p = command("demo", "train a small model and draw its landscape")
-    p.add_argument(
-        "--output", default="demo_output", help="folder for the files (default: demo_output)"
-    )
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
-    p.add_argument("--resolution", type=int, default=41, help="grid points per axis (default: 41)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default="demo_output", help="folder for the files")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--resolution", type=int, default=41, help="grid points per axis")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, training and directions")
     p = command("sample", "sample a model's landscape into an HDF5 file (resumable)")
     sampling_options(p)
     p.add_argument("--checkpoint", help="a state dict to load into the factory's model first")
-    p.add_argument("--output", help="the landscape file to write (.h5)")
+    p.add_argument(
+        "--output", help="the landscape file (.h5); the same command resumes or reuses it"
+    )
     p = command("analyze", "merge tree and features of a landscape file")
     p.add_argument("landscape", nargs="?", help="a landscape file")
     tree_options(p)
-    p.add_argument("--json", help="write the features here (default: print them)")
+    p.add_argument("--json", help="write the features here as JSON (default: print them)")
     p.add_argument("--pictures", help="a folder for profile, diagram, merge tree and surface")
     p = command("plot", "one picture of a landscape file")
     p.add_argument("landscape", nargs="?", help="a landscape file")
     p.add_argument(
         "--kind",
         default="profile",
-        choices=[
-            "profile",
-            "surface",
-            "heatmap",
-            "surface3d",
-            "diagram",
-            "barcode",
-            "merge-tree",
-            "html",
-        ],
+        choices=PLOT_KINDS,
+        help="the picture: " + ", ".join(PLOT_KINDS),
     )
-    p.add_argument("--log", action="store_true")
-    p.add_argument("--max-basins", type=int, default=None)
+    p.add_argument("--log", action="store_true", help="logarithmic loss axis")
+    p.add_argument(
+        "--max-basins",
+        type=int,
+        default=None,
+        help="profile and merge tree: the most persistent basins only",
+    )
     tree_options(p)
     p.add_argument("--output", help="the picture (.png, .pdf, .svg; .html for --kind html)")
     p = command("series", "features, trends and profiles over a folder of checkpoints")
     sampling_options(p)
     p.add_argument("--checkpoints", help="a folder of .pt/.pth/.ckpt files, or a glob pattern")
     p.add_argument("--output", help="a folder for landscapes, features.csv and figures")
-    p = command("info", "print a landscape file's metadata")
+    p = command("info", "summarise a landscape file (--json: its whole record)")
     p.add_argument("landscape", nargs="?", help="a landscape file")
+    p.add_argument("--json", action="store_true", help="print the full record as JSON")
     return parser, subparsers
+
+
+def markdown() -> str:
+    """The command-line reference as a Markdown page (docs/cli.md is this, kept so by a test)."""
+    parser, subparsers = _parser()
+    out = [
+        "# Command line",
+        "",
+        "<!-- made by `./dev cli-docs` from topo_landscape/cli.py; do not edit by hand -->",
+        "",
+        "`topo-landscape COMMAND [options]`; `topo-landscape --version` prints the version and "
+        "`topo-landscape COMMAND --help` the options below.",
+        "",
+        ABOUT,
+        "",
+        "Bad input ends with one line `topo-landscape COMMAND: error: ...` and exit code 2; "
+        "Ctrl-C with one line saying what was saved and the command that goes on from there, "
+        "and exit code 130.",
+    ]
+    for name, sub in subparsers.items():
+        out += ["", f"## {name}", "", sub.description[0].upper() + sub.description[1:] + ".", ""]
+        out += ["| option | default | what it does |", "|---|---|---|"]
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            flag = ", ".join(action.option_strings) or action.dest
+            if action.choices is not None:
+                flag += " {" + ",".join(map(str, action.choices)) + "}"
+            default = (
+                "" if action.default is None or action.default is False else f"`{action.default}`"
+            )
+            text = (action.help or "").replace("|", "\\|")
+            out.append(f"| `{flag}` | {default} | {text} |")
+        out += ["", "```bash", *EXAMPLES[name], "```"]
+    return "\n".join(out) + "\n"
+
+
+PLOT_KINDS = [
+    "profile",
+    "surface",
+    "heatmap",
+    "surface3d",
+    "diagram",
+    "barcode",
+    "merge-tree",
+    "html",
+]
 
 
 REQUIRED = {
@@ -505,10 +686,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(parser, sub, args, argv) -> int:
+    import shlex
+
+    command_line = shlex.join(["topo-landscape", *(sys.argv[1:] if argv is None else argv)])
+    args.command_line = command_line
     try:
         if args.config:
             sub.set_defaults(**_checked_config(read_config(args.config), sub, args.command))
             args = parser.parse_args(argv)
+            args.command_line = command_line
         if getattr(args, "normalization", None) == "none":  # flag or config file alike
             args.normalization = None
         missing = [name for name in REQUIRED.get(args.command, []) if getattr(args, name) is None]
@@ -534,7 +720,7 @@ def _run(parser, sub, args, argv) -> int:
                 "info": _info,
             }[args.command](args)
     except KeyboardInterrupt:
-        print(f"topo-landscape {args.command}: {_interrupted(args, argv)}", file=sys.stderr)
+        print(f"topo-landscape {args.command}: {_interrupted(args)}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, ImportError) as err:
         # bad input: the message names the argument and what was expected, on one line
@@ -560,11 +746,9 @@ def _run(parser, sub, args, argv) -> int:
     return 0
 
 
-def _interrupted(args, argv) -> str:
+def _interrupted(args) -> str:
     """One line after Ctrl-C: what was saved, and the command that goes on from there."""
-    import shlex
-
-    again = shlex.join(["topo-landscape", *(sys.argv[1:] if argv is None else argv)])
+    again = args.command_line
     output = getattr(args, "output", None)
     if args.command == "sample" and output and os.path.exists(output):
         import h5py
@@ -617,5 +801,5 @@ def _checked_config(config: dict, sub: argparse.ArgumentParser, command: str) ->
     return checked
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m topo_landscape.cli
     sys.exit(main())

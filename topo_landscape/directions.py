@@ -164,10 +164,11 @@ class Directions:
 
     def curvature_span(self, rise: float = 1.0) -> list[float]:
         """Half-widths, one per Hessian direction, at which the quadratic model of the loss
-        rises by ``rise``: ``sqrt(2 rise / |lambda_i|)`` along unit eigenvector i.
+        has changed by ``rise``: ``sqrt(2 rise / |lambda_i|)`` along unit eigenvector i (up
+        along positive curvature, down along negative).
 
         A span in curvature units: the edge of every axis then sits where the loss would have
-        risen by the same amount if it were quadratic, so that sharp and flat directions are
+        changed by the same amount if it were quadratic, so that sharp and flat directions are
         drawn alike and a landscape's edges say how far from quadratic the loss is.
 
         Example: ``tl.sample(model, loss_fn, batch, dirs, span=dirs.curvature_span(1.0))``.
@@ -189,7 +190,7 @@ class Directions:
         if flat.any():
             raise ValueError(
                 f"directions: eigenvalue(s) {self.eigenvalues[flat].tolist()} are zero to "
-                "rounding, so the quadratic model never rises along them; give span= explicitly"
+                "rounding, so the quadratic model does not change along them; give span= explicitly"
             )
         return [float(np.sqrt(2 * rise / c)) for c in curvature]
 

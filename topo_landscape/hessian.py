@@ -35,7 +35,7 @@ from .directions import (
     scale_to_weights,
     select_parameters,
 )
-from .loss import LossOfModel, as_batches, batch_size, main_term, to_device
+from .loss import LossOfModel, as_batches, batch_size, check_loss, main_term, to_device
 
 HVPMethod = Literal["double_backward", "forward_over_reverse"]
 
@@ -320,8 +320,7 @@ def _lanczos(hvp: _HVP, v0: torch.Tensor, steps: int) -> tuple[np.ndarray, np.nd
 def _prepare(model, loss_fn, batches, parameters):
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module; got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch); got {loss_fn!r}")
+    check_loss(loss_fn)
     batch_list = as_batches(batches)
     named = select_parameters(model, parameters, include_1d=True)
     device = _model.model_device(model)

@@ -103,7 +103,8 @@ class Landscape:
         return int(np.count_nonzero(~np.isfinite(self.values)))
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write an HDF5 file (atomically: a partial write never replaces a good file)."""
+        """Write an HDF5 file (atomically: a partial write never replaces a good file), with the
+        permissions of the process's umask, as any new file."""
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(suffix=".h5", dir=folder)
@@ -111,6 +112,9 @@ class Landscape:
         try:
             with h5py.File(tmp, "w") as f:
                 write_landscape(f, self)
+            umask = os.umask(0)  # read it back: mkstemp made the file private (0600)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -47,6 +47,21 @@ def supervised(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) 
     return loss_fn
 
 
+def check_loss(loss_fn) -> None:
+    """Refuse what is not a ``loss_fn(model, batch)``, with a hint for torch's criteria."""
+    criterion = isinstance(loss_fn, nn.modules.loss._Loss) or (
+        getattr(loss_fn, "__module__", None) == "torch.nn.functional"
+    )
+    if criterion:
+        name = getattr(loss_fn, "__name__", None) or f"torch.nn.{type(loss_fn).__name__}()"
+        raise TypeError(
+            f"loss_fn: {name} is a criterion(outputs, targets), but a loss_fn is called as "
+            f"loss_fn(model, batch); wrap it: tl.supervised({name})"
+        )
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch); got {loss_fn!r}")
+
+
 def loss_name(loss_fn: Callable) -> str:
     return getattr(loss_fn, "__name__", type(loss_fn).__name__)
 

@@ -33,7 +33,15 @@ from ._fingerprint import fingerprint
 from ._progress import Progress
 from .directions import Directions
 from .landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape, read_tree, write_tree
-from .loss import LossOfModel, as_batches, as_terms, batch_size, loss_name, to_device
+from .loss import (
+    LossOfModel,
+    as_batches,
+    as_terms,
+    batch_size,
+    check_loss,
+    loss_name,
+    to_device,
+)
 
 Mode = Literal["auto", "vmap", "loop"]
 MODES = ("auto", "vmap", "loop")
@@ -193,8 +201,7 @@ def sample(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module; got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch); got {loss_fn!r}")
+    check_loss(loss_fn)
     if not isinstance(directions, Directions):
         raise TypeError(
             f"directions: expected a Directions (from tl.random_directions, tl.hessian_directions, "

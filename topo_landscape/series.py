@@ -23,6 +23,7 @@ from ._util import jsonable
 from .directions import Directions, random_directions
 from .hessian import hessian_directions
 from .landscape import Landscape, load
+from .loss import check_loss
 from .sampling import sample
 from .topology.merge_tree import MergeTree, merge_tree
 
@@ -152,9 +153,9 @@ def series(
         Half-width of each axis. None (the default): 1 for random directions (in units of the
         weights' norms), and for Hessian directions the curvature rule
         ``dirs.curvature_span(rise)``: each axis ends where the quadratic model of the loss
-        has risen by ``rise``. The spans used are in each landscape's metadata (``grid``).
+        has changed by ``rise``. The spans used are in each landscape's metadata (``grid``).
     rise : float
-        The loss increase of the curvature rule (default 1.0).
+        The loss change of the curvature rule (default 1.0).
     graph, connectivity
         As for :func:`tl.merge_tree`.
     out : folder, optional
@@ -173,6 +174,7 @@ def series(
     Series
     """
     paths = checkpoint_paths(checkpoints)
+    check_loss(loss_fn)
     if not callable(build):
         raise TypeError(f"build: expected a callable returning a fresh model; got {build!r}")
     if not (isinstance(directions, Directions) or directions in ("random", "hessian")):
@@ -242,7 +244,7 @@ def series(
                         "key": json.dumps(key, sort_keys=True),
                         "span_rule": "given"
                         if span is not None
-                        else f"curvature: the quadratic model rises by {rise:g} at the ends"
+                        else f"curvature: the quadratic model changes by {rise:g} at the ends"
                         if dirs.eigenvalues is not None and dirs.normalization is None
                         else "1 in units of the weights",
                     }
