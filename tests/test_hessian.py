@@ -92,6 +92,33 @@ def test_native_top4_matches_exact_hessian(problem, hvp):
     assert dirs.kind == "hessian" and dirs.info["hvp"] == hvp
 
 
+@pytest.mark.parametrize("problem", [mlp_problem, cnn_problem])
+@pytest.mark.parametrize("n", [1, 4, 10])
+def test_device_lanczos_and_arpack_fallback_agree_with_exact_hessian(problem, n, monkeypatch):
+    """The device Lanczos, and ARPACK when its basis would not fit: the same eigenpairs; the
+    residuals measured from the Lanczos products equal products of the Ritz vectors."""
+    from topo_landscape import hessian
+
+    model, loss_fn, batch = problem()
+    hessian_matrix, names = exact_hessian(model, loss_fn, batch)
+    values, vectors = top_by_magnitude(hessian_matrix, n)
+    found = {}
+    for basis_bytes in (hessian.BASIS_BYTES, 1):  # 1 byte: no room, ARPACK it is
+        monkeypatch.setattr(hessian, "BASIS_BYTES", basis_bytes)
+        dirs = tl.hessian_directions(model, loss_fn, batch, n=n, tol=1e-6)
+        np.testing.assert_allclose(dirs.eigenvalues, values, rtol=1e-5)
+        assert np.abs((flat(dirs, names) * vectors).sum(0)).min() >= 0.9999
+        found[basis_bytes] = dirs
+    lanczos = found[max(found)]
+    direct = []
+    for i in range(n):
+        v = flat(lanczos, names)[:, i]
+        direct.append(np.linalg.norm(hessian_matrix @ v - lanczos.eigenvalues[i] * v))
+    exact_residuals = np.array(direct) / np.abs(lanczos.eigenvalues)
+    assert np.all(lanczos.residuals < 1e-4) and np.all(exact_residuals < 1e-4)
+    assert lanczos.info["hvp_calls"] <= found[1].info["hvp_calls"] + 2
+
+
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_pyhessian_backend_within_its_tolerance(problem):
     model, loss_fn, batch = problem()

@@ -24,10 +24,12 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse.linalg as sla
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from . import _model
 from ._progress import Progress
+from ._util import available_memory
 from .directions import (
     NORMALIZATIONS,
     Directions,
@@ -221,21 +223,96 @@ class _HVP:
 # --- the algorithms ------------------------------------------------------------------------------
 
 
+BASIS_BYTES = 4 * 2**30  # Lanczos vectors kept on the device (float64), at most; and at most a
+BASIS_SHARE = 0.25  # quarter of the device's free memory
+
+
 def _top_eigenpairs(hvp: _HVP, n: int, which: str, tol: float, max_iter: int | None, seed: int):
-    """Top-n eigenpairs in float64 via ARPACK (dense for tiny Hessians); sorted as asked."""
+    """Top-n eigenpairs in float64, sorted as asked, with their residuals (None where they are
+    still to be computed): dense for tiny Hessians; else Lanczos with full
+    reorthogonalisation on the model's device, stopping as soon as the top n Ritz pairs meet
+    ``tol``; ARPACK's restarted Lanczos when that basis would not fit in ``BASIS_BYTES`` or
+    has not converged within it."""
     if n >= hvp.n - 1:
         eye = torch.eye(hvp.n, dtype=torch.float64, device=hvp.device)
         dense = torch.stack([hvp(e) for e in eye]).cpu().numpy()
         values, vectors = np.linalg.eigh((dense + dense.T) / 2)
-    else:
-        op = sla.LinearOperator(
-            (hvp.n, hvp.n),
-            matvec=lambda x: hvp(torch.from_numpy(np.ascontiguousarray(x).ravel())).cpu().numpy(),
-            dtype=np.float64,
+        return (*_canonical(values, vectors, n, which), None)
+    v0 = np.random.default_rng(seed).standard_normal(hvp.n)
+    room = min(BASIS_BYTES, BASIS_SHARE * _free_memory(hvp.device))
+    steps = int(min(hvp.n, max_iter or 300, room // (16 * hvp.n)))
+    if steps >= 2 * n + 4:
+        values, vectors, residuals, converged = _lanczos_top(
+            hvp, torch.from_numpy(v0), n, which, tol, steps
         )
-        v0 = np.random.default_rng(seed).standard_normal(hvp.n)
-        ncv = min(hvp.n, max(2 * n + 4, 8))  # small Krylov spaces: fewest products here
-        try:
+        if converged:
+            return (*_canonical(values, vectors, n, which), residuals)
+        v0 = vectors.sum(axis=1)  # ARPACK goes on from the best Ritz vectors found
+    return (*_arpack_top(hvp, n, which, tol, max_iter, v0), None)
+
+
+def _free_memory(device: torch.device) -> float:
+    """Bytes free for new tensors on the device (the host's available memory for the CPU)."""
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    available = available_memory()
+    return float(available) if available is not None else float(BASIS_BYTES)
+
+
+def _lanczos_top(hvp: _HVP, v0: torch.Tensor, n: int, which: str, tol: float, steps: int):
+    """Lanczos with full reorthogonalisation (twice: "twice is enough"), checking after every
+    step whether the top n Ritz pairs have residual estimates |beta_k s_ki| <= tol |theta_i|
+    (ARPACK's test).
+
+    Returns (values, vectors, residuals, converged) of those Ritz pairs in the order asked for
+    (the best found when ``steps`` did not suffice). The products H q_j are kept, so that each
+    Ritz vector's residual |H v - theta v| / |theta| is measured with the very products it came
+    from, without a product more.
+    """
+    basis = torch.empty(steps, hvp.n, dtype=torch.float64, device=hvp.device)
+    products = torch.empty_like(basis)
+    q = v0.to(device=hvp.device, dtype=torch.float64)
+    q = q / q.norm()
+    alphas: list[float] = []
+    betas: list[float] = []
+    for k in range(steps):
+        basis[k] = q
+        w = hvp(q)
+        products[k] = w
+        alphas.append(float(w @ q))
+        for _ in range(2):
+            w -= basis[: k + 1].T @ (basis[: k + 1] @ w)
+        beta = float(w.norm())
+        tri = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        theta, s = np.linalg.eigh(tri)
+        top = np.argsort(-np.abs(theta) if which == "magnitude" else -theta, kind="stable")[:n]
+        invariant = beta <= 1e-12 * max(np.abs(theta).max(), np.finfo(float).tiny)
+        converged = k + 1 >= n and (
+            invariant or np.all(beta * np.abs(s[-1, top]) <= tol * np.abs(theta[top]))
+        )
+        if converged or k + 1 == steps:
+            break
+        betas.append(beta)
+        q = w / beta
+    ritz = torch.from_numpy(s[:, top]).to(basis)
+    vectors = basis[: k + 1].T @ ritz  # (size, n), unit columns
+    residual = products[: k + 1].T @ ritz - vectors * torch.from_numpy(theta[top]).to(basis)
+    scale = np.maximum(np.abs(theta[top]), np.finfo(float).tiny)
+    residuals = residual.norm(dim=0).cpu().numpy() / scale
+    return theta[top], vectors.cpu().numpy(), residuals, converged
+
+
+def _arpack_top(hvp: _HVP, n: int, which: str, tol: float, max_iter: int | None, v0):
+    """ARPACK's implicitly restarted Lanczos on the CPU (memory: a few vectors only)."""
+    op = sla.LinearOperator(
+        (hvp.n, hvp.n),
+        matvec=lambda x: hvp(torch.from_numpy(np.ascontiguousarray(x).ravel())).cpu().numpy(),
+        dtype=np.float64,
+    )
+    ncv = min(hvp.n, max(2 * n + 4, 8))  # small Krylov spaces: fewest products here
+    try:
+        # ARPACK's vector work is small; BLAS threads would only spin against torch's
+        with threadpool_limits(limits=1, user_api="blas"):
             values, vectors = sla.eigsh(
                 op,
                 k=n,
@@ -245,11 +322,11 @@ def _top_eigenpairs(hvp: _HVP, n: int, which: str, tol: float, max_iter: int | N
                 ncv=ncv,
                 maxiter=max_iter,
             )
-        except sla.ArpackNoConvergence as err:
-            raise RuntimeError(
-                f"max_iter: Lanczos did not converge to tol={tol} in {max_iter} restarts "
-                f"({len(err.eigenvalues)} of {n} eigenpairs did); raise max_iter or tol"
-            ) from None
+    except sla.ArpackNoConvergence as err:
+        raise RuntimeError(
+            f"max_iter: Lanczos did not converge to tol={tol} in {max_iter} restarts "
+            f"({len(err.eigenvalues)} of {n} eigenpairs did); raise max_iter or tol"
+        ) from None
     return _canonical(values, vectors, n, which)
 
 
@@ -263,8 +340,10 @@ def _canonical(values: np.ndarray, vectors: np.ndarray, n: int, which: str):
 
 
 def _default_tol(dtype: torch.dtype) -> float:
-    """Lanczos tolerance (relative residual) reachable with products in the model's dtype."""
-    return 1e-10 if dtype == torch.float64 else 1e-6
+    """Lanczos tolerance (relative residual) near the rounding noise of Hessian-vector products
+    in the model's dtype: float32 products already differ from exact ones by 1e-5 to 1e-4 of
+    |lambda| v, so asking for less costs products without making the eigenpairs better."""
+    return {torch.float64: 1e-10, torch.float32: 1e-4}.get(dtype, 1e-2)
 
 
 @contextlib.contextmanager
@@ -397,10 +476,15 @@ def hessian_directions(
         How products are computed by the lanczos backend: double backward through one retained
         graph per batch, or ``torch.func.jvp(torch.func.grad(f))`` (no retained graph).
     tol : float, optional
-        Convergence tolerance (relative residual for lanczos: default 1e-6 for float32 models and
-        1e-10 for float64; relative eigenvalue change for pyhessian: default 1e-3).
+        Convergence tolerance. lanczos: relative residual ``|Hv - lambda v| / |lambda|``
+        (ARPACK's test), by default near the rounding noise of products in the model's dtype: 1e-4 for
+        float32, 1e-10 for float64, 1e-2 for half precision; the eigenvalues then converge
+        much further (their error is of the order of the residual squared). pyhessian:
+        relative eigenvalue change, default 1e-3.
     max_iter : int, optional
-        ARPACK restarts (default: scipy's) or power iterations per eigenvalue (pyhessian: 100).
+        lanczos: Lanczos steps kept on the device (default: as many as fit 1 GiB of float64
+        vectors, at most 300), and ARPACK's restarts when those do not suffice (scipy's
+        default); pyhessian: power iterations per eigenvalue (default 100).
     seed : int
         Seed of the start vector(s).
     progress : bool, optional
@@ -447,13 +531,15 @@ def hessian_directions(
                 model, loss_fn, batch_list, names, n, tol, max_iter or 100, seed
             )
             hvp_op = _HVP(model, loss_fn, batch_list, names, "double_backward")
+            residuals = None
         else:
             hvp_op = _HVP(model, loss_fn, batch_list, names, hvp)
             hvp_op.progress = bar
             tol = tol if tol is not None else _default_tol(hvp_op.dtype)
-            values, vectors = _top_eigenpairs(hvp_op, n, which, tol, max_iter, seed)
+            values, vectors, residuals = _top_eigenpairs(hvp_op, n, which, tol, max_iter, seed)
             info["hvp_calls"] = hvp_op.calls
-        residuals = _residuals(hvp_op, values, vectors)
+        if residuals is None:
+            residuals = _residuals(hvp_op, values, vectors)
         info["tol"] = float(tol)
     return _as_directions(model, names, values, vectors, residuals, normalization, seed, info)
 
@@ -525,8 +611,9 @@ def hessian_spectrum(
             )
         tol = tol if tol is not None else _default_tol(op.dtype)
         if top_n:
-            values, vectors = _top_eigenpairs(op, top_n, "magnitude", tol, None, seed)
-            residuals = _residuals(op, values, vectors)
+            values, vectors, residuals = _top_eigenpairs(op, top_n, "magnitude", tol, None, seed)
+            if residuals is None:
+                residuals = _residuals(op, values, vectors)
         else:
             values, vectors, residuals = np.zeros(0), np.zeros((op.n, 0)), np.zeros(0)
         probes = _rademacher(trace_samples, op.n, seed + 1)

@@ -31,6 +31,7 @@ from torch import nn
 from . import _model
 from ._fingerprint import fingerprint
 from ._progress import Progress
+from ._util import available_memory
 from .directions import Directions
 from .landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape, read_tree, write_tree
 from .loss import (
@@ -88,28 +89,13 @@ def _check_memory(shape: tuple[int, ...]) -> None:
     """Refuse a grid whose values (loss and spread, float64) would not fit in memory."""
     points = int(np.prod(shape, dtype=object))
     needed = points * (2 * 8 + 1)
-    available = _available_memory()
+    available = available_memory()
     if available is not None and needed > available:
         raise ValueError(
             f"resolution: a grid of {' x '.join(map(str, shape))} = {points:,} points needs "
             f"about {needed / 2**30:,.1f} GiB for its values, and this machine has "
             f"{available / 2**30:,.1f} GiB available; choose fewer points per axis"
         )
-
-
-def _available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux: MemAvailable), if known."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _per_axis(value, n: int, name: str) -> list:
