@@ -374,9 +374,9 @@ def test_features_against_values_computed_from_the_wells():
     assert f["n_minima"] == 5 and f["n_saddles"] == 4 and f["n_components"] == 1
     assert f["total_persistence"] == pytest.approx(pers.sum(), rel=1e-4)
     assert f["max_persistence"] == pytest.approx(0.5, rel=1e-4)
-    assert f["smad"] == pytest.approx(pers.mean(), rel=1e-4)
-    assert f["smad_normalized"] == pytest.approx(
-        pers.mean() / (values.max() - values.min()), rel=1e-4
+    assert f["mean_persistence"] == pytest.approx(pers.mean(), rel=1e-4)
+    assert f["relative_total_persistence"] == pytest.approx(
+        pers.sum() / (values.max() - values.min()), rel=1e-4
     )
     assert f["persistence_entropy"] == pytest.approx(-(shares * np.log(shares)).sum(), rel=1e-3)
     assert f["global_min"] == pytest.approx(1.0, abs=1e-9)
@@ -385,3 +385,70 @@ def test_features_against_values_computed_from_the_wells():
     # each shallower well's basin: the samples below its saddle around its centre (~0 here)
     assert 0 < f["basin_2_size"] < 0.25 and f["basin_2_depth"] == pytest.approx(0.5, rel=1e-4)
     assert f["relative_depth_2"] == pytest.approx(0.5 / (values.max() - 1.0), rel=1e-4)
+
+
+def test_smad_as_landscaper_defines_it_on_a_tree_by_hand():
+    """values [1, 0, 3, 2, 4, 0.5, 5] on a line. Sweeping up: minima at 1 (0), 5 (0.5) and 3 (2);
+    sample 2 (value 3) joins 3 to the oldest branch, sample 4 (value 4) joins 5 to it; the root
+    is sample 6 (value 5). Edges from each minimum to its adjacent saddle: 0 -> 3 (the lowest
+    saddle on the global minimum's chain), 0.5 -> 4, 2 -> 3: gaps 3, 3.5 and 1."""
+    values = np.array([1.0, 0.0, 3.0, 2.0, 4.0, 0.5, 5.0])
+    tree = tl.merge_tree(values)
+    assert tree.branches.minimum.tolist() == [1, 5, 3]
+    # basins as swept: the saddles and what joins later belong to the surviving branch
+    assert tree.labels.tolist() == [0, 0, 0, 2, 0, 1, 0]
+    f = tree.features()
+    assert f["smad"] == pytest.approx((3 + 3.5 + 1) / 3)
+    assert f["smad_relative"] == pytest.approx((3 + 3.5 + 1) / 3 / 5)
+    assert f["smad_weighted"] == pytest.approx((5 * 3 + 1 * 3.5 + 1 * 1) / 7)
+    assert f["mean_persistence"] == pytest.approx((3.5 + 1) / 2)  # not the same number
+    # one minimum and nothing merging into it: the edge runs to the root
+    assert tl.merge_tree(np.array([3.0, 1.0, 2.0, 4.0])).features()["smad"] == pytest.approx(3.0)
+
+
+def test_boundary_minima_are_flagged_and_counted_apart():
+    a = np.linspace(-1, 1, 21)
+    X, Y = np.meshgrid(a, a, indexing="ij")
+    # a slope falling to the face x = -1 (the global minimum, on the boundary) and a well at
+    # x = 0.3 inside
+    values = 0.6 * (X + 1) - 0.5 * np.exp(-((X - 0.3) ** 2) / 0.01) + 0.1 * Y**2
+    land = tl.Landscape(axes=[a, a], values=values)
+    tree = tl.merge_tree(land)
+    flags = tree.on_boundary
+    minima = tree.points[tree.branches.minimum]
+    assert flags.tolist() == [bool(np.isclose(np.abs(p), 1).any()) for p in minima]
+    assert flags[0] and not flags[1:].all()
+    f = tree.features()
+    assert f["n_minima_boundary"] == int(flags.sum()) and f["global_min_on_boundary"]
+    assert f["n_minima_interior"] + f["n_minima_boundary"] == f["n_minima"]
+    pers = tree.persistence
+    assert f["total_persistence_interior"] == pytest.approx(pers[~flags & np.isfinite(pers)].sum())
+    # scattered points: the hull's vertices
+    pts = np.random.default_rng(0).uniform(-1, 1, size=(400, 2))
+    slope = -pts[:, 0] + 0.3 * np.exp(-((pts**2).sum(1)) / 0.05)  # lowest where x is largest
+    scattered = tl.merge_tree_from_points(pts, slope, k=8)
+    from scipy.spatial import ConvexHull
+
+    hull = set(ConvexHull(pts).vertices.tolist())
+    assert scattered.on_boundary.tolist() == [m in hull for m in scattered.branches.minimum]
+    assert scattered.on_boundary[0] and scattered.branches.minimum[0] == np.argmax(pts[:, 0])
+
+
+@pytest.mark.parametrize("scale", [1e-3, 7.0, 1e4])
+def test_relative_features_do_not_change_when_the_loss_is_scaled(scale):
+    values = 2.0 + wells(np.array([1.0, 0.5, 0.3, 0.005]), [1, 2, 3, 4], np.linspace(0, 5, 501))
+    x = np.linspace(-1, 1, 501)
+    base = tl.merge_tree(tl.Landscape(axes=[x], values=values)).features()
+    scaled = tl.merge_tree(tl.Landscape(axes=[x], values=scale * values)).features()
+    for key in [
+        "relative_total_persistence",
+        "relative_max_persistence",
+        "max_persistence_over_center",
+        "smad_relative",
+        "n_minima_above_0.001",
+        "n_minima_above_0.01",
+    ]:
+        assert scaled[key] == pytest.approx(base[key], rel=1e-9), key
+    assert scaled["total_persistence"] == pytest.approx(scale * base["total_persistence"])
+    assert base["n_minima_above_0.01"] == 3  # the 0.005-deep well is below 1% of the range
+    assert base["n_minima_above_0.001"] == 4

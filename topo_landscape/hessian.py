@@ -477,9 +477,9 @@ def hessian_directions(
         graph per batch, or ``torch.func.jvp(torch.func.grad(f))`` (no retained graph).
     tol : float, optional
         Convergence tolerance. lanczos: relative residual ``|Hv - lambda v| / |lambda|``
-        (ARPACK's test), by default near the rounding noise of products in the model's dtype: 1e-4 for
-        float32, 1e-10 for float64, 1e-2 for half precision; the eigenvalues then converge
-        much further (their error is of the order of the residual squared). pyhessian:
+        (ARPACK's test), by default near the rounding noise of products in the model's dtype:
+        1e-4 for float32, 1e-10 for float64, 1e-2 for half precision; the eigenvalues then
+        converge much further (their error is of the order of the residual squared). pyhessian:
         relative eigenvalue change, default 1e-3.
     max_iter : int, optional
         lanczos: Lanczos steps kept on the device (default: as many as fit 1 GiB of float64

@@ -106,3 +106,40 @@ def knn_graph(
     adjacency = sp.csr_matrix(adjacency, dtype=np.int8)
     adjacency.eliminate_zeros()
     return adjacency
+
+
+def grid_boundary(shape: tuple[int, ...]) -> np.ndarray:
+    """ndarray of shape ``(prod(shape),)``, bool: the samples on a face of the grid's box (an
+    index 0 or last along some axis of more than one point), row-major.
+
+    Example
+    -------
+    >>> grid_boundary((3, 3)).reshape(3, 3).astype(int).tolist()
+    [[1, 1, 1], [1, 0, 1], [1, 1, 1]]
+    """
+    on = np.zeros(shape, dtype=bool)
+    for axis, size in enumerate(shape):
+        if size > 1:
+            edge = [slice(None)] * len(shape)
+            for end in (0, size - 1):
+                edge[axis] = end
+                on[tuple(edge)] = True
+    return on.ravel()
+
+
+def hull_boundary(points: np.ndarray) -> np.ndarray:
+    """ndarray of shape (N,), bool: the points on the boundary of a scattered sample, the
+    vertices of its convex hull (scipy's Qhull, up to 8 dimensions), else, and where the hull is
+    degenerate, the points on a face of their bounding box."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    n_points, n_dims = points.shape
+    on = np.zeros(n_points, dtype=bool)
+    if 2 <= n_dims <= 8 and n_points > n_dims + 1:
+        try:
+            on[ConvexHull(points).vertices] = True
+            return on
+        except QhullError:
+            pass
+    low, high = points.min(axis=0), points.max(axis=0)
+    return ((points == low) | (points == high))[:, high > low].any(axis=1)

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from ..landscape import Landscape
 from . import _sweep
-from .graph import grid_offsets, knn_graph
+from .graph import grid_boundary, grid_offsets, hull_boundary, knn_graph
 
 Kind = Literal["join", "split"]
 
@@ -96,7 +96,11 @@ class MergeTree:
     kind : {"join", "split"}
         ``"join"``: sub-level sets, minima and saddles. ``"split"``: super-level sets, maxima.
     info : dict
-        How the graph was built (``graph``, ``connectivity`` or ``k``).
+        How the graph was built (``graph``, ``connectivity`` or ``k``); for a Landscape also
+        ``center``, the index of the sample nearest the origin (the unperturbed weights).
+    boundary : ndarray of shape (N,), bool, or None
+        Samples on the boundary of the sampled region: a face of the grid's box, or the convex
+        hull of scattered points (see ``on_boundary``).
     """
 
     values: np.ndarray
@@ -107,6 +111,16 @@ class MergeTree:
     component: np.ndarray
     kind: Kind = "join"
     info: dict | None = None
+    boundary: np.ndarray | None = None
+
+    @property
+    def on_boundary(self) -> np.ndarray:
+        """ndarray of shape (m,), bool: whether each branch's minimum lies on the boundary of
+        the sampled region. Such a minimum may only mean that the loss goes on falling outside
+        the box: it is the lowest point sampled there, not necessarily a minimum of the loss."""
+        if self.boundary is None:
+            return np.zeros(len(self.branches), dtype=bool)
+        return self.boundary[self.branches.minimum]
 
     @property
     def n_samples(self) -> int:
@@ -181,7 +195,7 @@ def _ordered(values: np.ndarray, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
     return f, np.argsort(f, kind="stable")
 
 
-def _from_sweep(values, points, f, order, result, kind, info) -> MergeTree:
+def _from_sweep(values, points, f, order, result, kind, info, boundary) -> MergeTree:
     survivor, owner = result["survivor"], result["owner"]
     minima = np.flatnonzero(survivor == np.arange(len(values)))
     minima = minima[np.argsort(result["rank"][minima])]
@@ -203,6 +217,7 @@ def _from_sweep(values, points, f, order, result, kind, info) -> MergeTree:
         component=result["component"],
         kind=kind,
         info=info,
+        boundary=boundary,
     )
     with np.errstate(invalid="ignore"):
         ties = birth == death  # zero persistence: an artefact of equal values, not a basin
@@ -371,6 +386,11 @@ def merge_tree(
     if isinstance(landscape, Landscape):
         values_nd, axes = landscape.values, landscape.axes
         points = landscape.points()
+        center = {
+            "center": int(
+                np.ravel_multi_index([int(np.argmin(np.abs(a))) for a in axes], values_nd.shape)
+            )
+        }
     else:
         values_nd = np.asarray(landscape, dtype=float)
         if values_nd.ndim == 0:
@@ -378,17 +398,20 @@ def merge_tree(
         axes = [np.arange(s, dtype=float) for s in values_nd.shape]
         mesh = np.meshgrid(*axes, indexing="ij")
         points = np.stack([a.ravel() for a in mesh], axis=1)
+        center = {}
     if kind not in ("join", "split"):
         raise ValueError(f"kind: expected 'join' or 'split'; got {kind!r}")
     values = _check_values(values_nd)
+    boundary = grid_boundary(values_nd.shape)
     if graph == "grid":
         offsets = grid_offsets(values_nd.ndim, connectivity)
         f, order = _ordered(values, kind)
         result = _sweep.sweep(order, shape=values_nd.shape, offsets=offsets)
-        info = {"graph": "grid", "connectivity": connectivity}
-        return _from_sweep(values, points, f, order, result, kind, info)
+        info = {"graph": "grid", "connectivity": connectivity, **center}
+        return _from_sweep(values, points, f, order, result, kind, info, boundary)
     if graph == "knn":
-        return merge_tree_from_points(points, values, graph="knn", k=k, kind=kind, seed=seed)
+        tree = merge_tree_from_points(points, values, graph="knn", k=k, kind=kind, seed=seed)
+        return replace(tree, boundary=boundary, info={**tree.info, **center})  # the grid's box
     raise ValueError(f"graph: expected 'grid' or 'knn'; got {graph!r}")
 
 
@@ -472,7 +495,7 @@ def merge_tree_from_points(
         )
     f, order = _ordered(values, kind)
     result = _sweep.sweep(order, indptr=adjacency.indptr, indices=adjacency.indices)
-    return _from_sweep(values, points, f, order, result, kind, info)
+    return _from_sweep(values, points, f, order, result, kind, info, hull_boundary(points))
 
 
 def split_tree(

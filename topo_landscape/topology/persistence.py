@@ -10,28 +10,42 @@ from ..landscape import Landscape
 from .merge_tree import MergeTree, component_extent
 
 
-def features(tree: MergeTree, *, top: int = 3) -> dict:
+def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2)) -> dict:
     """Scalar topological features of a landscape, one flat dict (a row of a table).
 
     Keys (``minima`` reads ``maxima`` for a split tree):
 
     - ``n_samples``, ``n_components`` (connected parts of the graph), ``n_minima`` (branches),
-      ``n_saddles`` (distinct saddle samples).
-    - ``global_min``, ``global_max``, ``loss_range`` over the finite samples; ``n_nonfinite``.
-    - ``total_persistence``, ``max_persistence``, ``mean_persistence`` and
-      ``persistence_entropy`` (Shannon entropy, in nats, of persistence / total) over the
-      finite pairs.
-    - ``smad``: the saddle-minimum average distance of Xie et al. 2024 -- the mean loss gap
-      between each minimum and the saddle where its basin merges (the mean finite
-      persistence); ``smad_normalized`` divides by ``loss_range``; ``smad_weighted`` weights
-      each gap by its basin's size.
+      ``n_saddles`` (distinct saddle samples), ``n_nonfinite``.
+    - ``global_min``, ``global_max``, ``loss_range`` over the finite samples; ``loss_at_center``
+      (the sample nearest the origin, for trees of a Landscape; NaN otherwise).
+    - Raw persistence, in loss units, over the finite pairs: ``total_persistence``,
+      ``max_persistence``, ``mean_persistence`` and ``persistence_entropy`` (Shannon entropy,
+      in nats, of persistence / total).
+    - Scale-free: ``relative_total_persistence`` and ``relative_max_persistence`` (divided by
+      ``loss_range``), ``max_persistence_over_center`` (divided by ``loss_at_center``), and
+      ``n_minima_above_{t}`` for each t in ``relative``: the minima whose persistence is at
+      least t times the loss range, the global one included. Multiplying the loss by a constant
+      leaves them unchanged, so they compare landscapes of different loss scales.
+    - The boundary of the sampled region: ``n_minima_boundary`` and ``n_minima_interior``,
+      ``total_persistence_boundary`` and ``total_persistence_interior``,
+      ``global_min_on_boundary``. A minimum on the boundary may only mean that the loss goes on
+      falling outside the box (see ``MergeTree.on_boundary``).
+    - ``smad``: the saddle-minimum average distance as Landscaper defines it (arXiv
+      2602.07135): the mean loss gap along every edge of the merge tree from a minimum to its
+      adjacent saddle (the next node above it: the lowest saddle where a branch merges into
+      it, or where it merges itself), the global minimum's edge included (up to the tree's
+      root when nothing merges into it). ``smad_relative`` divides it by ``loss_range``;
+      ``smad_weighted`` weights each gap by its basin's volume fraction (the share of the
+      samples labelled with that minimum).
     - ``basin_{i}_size`` (fraction of the samples in the basin's sub-tree), ``basin_{i}_depth``
       (persistence; for the main basin, loss range of its component) and
       ``basin_{i}_mean_loss``, for the ``top`` largest basins (i = 1 is the main basin).
-    - Shape, for the "funnel" against "bowl" reading of Geniesse et al. 2024:
-      ``main_basin_fraction`` (samples that belong to no sub-basin of the main one: high for a
-      funnel) and ``relative_depth_2`` (deepest sub-basin's persistence / main depth: high for
-      a rough, bowl-like landscape with deep secondary minima).
+    - Descriptors of our own (not from the literature), for the "funnel" against "bowl"
+      reading of Geniesse et al. 2024: ``main_basin_fraction`` (samples that belong to no
+      sub-basin of the main one: high for a funnel) and ``relative_depth_2`` (the deepest
+      sub-basin's persistence / the main basin's depth: high for a rough, bowl-like landscape
+      with deep secondary minima).
 
     Example
     -------
@@ -46,6 +60,7 @@ def features(tree: MergeTree, *, top: int = 3) -> dict:
     values = tree.values
     finite = np.isfinite(values)
     lo, hi = float(values[finite].min()), float(values[finite].max())
+    span = hi - lo
     pers = b.persistence
     has_end = np.isfinite(pers) & (b.parent >= 0)
     p = pers[has_end]
@@ -53,6 +68,10 @@ def features(tree: MergeTree, *, top: int = 3) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         shares = p / total if total > 0 else np.zeros(0)
         entropy = float(-(shares * np.log(shares)).sum()) if shares.size > 1 else 0.0
+    center = (tree.info or {}).get("center")
+    at_center = float(values[center]) if center is not None else float("nan")
+    on = tree.on_boundary
+    ratio = lambda a, c: float(a / c) if c and np.isfinite(c) else float("nan")  # noqa: E731
     out = {
         "n_samples": int(tree.n_samples),
         "n_nonfinite": int((~finite).sum()),
@@ -61,17 +80,37 @@ def features(tree: MergeTree, *, top: int = 3) -> dict:
         "n_saddles": int(np.unique(b.saddle[b.saddle >= 0]).size),
         "global_min": lo,
         "global_max": hi,
-        "loss_range": hi - lo,
+        "loss_range": span,
+        "loss_at_center": at_center,
         "total_persistence": total,
         "max_persistence": float(p.max()) if p.size else 0.0,
         "mean_persistence": float(p.mean()) if p.size else 0.0,
         "persistence_entropy": entropy,
-        "smad": float(p.mean()) if p.size else 0.0,
-        "smad_normalized": float(p.mean()) / (hi - lo) if p.size and hi > lo else 0.0,
-        "smad_weighted": float((p * b.size[has_end]).sum() / b.size[has_end].sum())
-        if p.size
-        else 0.0,
+        "relative_total_persistence": ratio(total, span) if span > 0 else 0.0,
+        "relative_max_persistence": ratio(p.max(), span) if p.size and span > 0 else 0.0,
+        "max_persistence_over_center": ratio(p.max() if p.size else 0.0, abs(at_center)),
     }
+    for t in relative:
+        out[f"n_{word}_above_{t:g}"] = int(np.count_nonzero(~(pers < t * span)))
+    out.update(
+        {
+            f"n_{word}_boundary": int(on.sum()),
+            f"n_{word}_interior": int((~on).sum()),
+            "total_persistence_boundary": float(pers[has_end & on].sum()),
+            "total_persistence_interior": float(pers[has_end & ~on].sum()),
+            "global_min_on_boundary": bool(on[0]) if len(on) else False,
+        }
+    )
+    gaps, fractions = _smad_gaps(tree)
+    usable = np.isfinite(gaps)
+    smad = float(gaps[usable].mean()) if usable.any() else 0.0
+    out["smad"] = smad
+    out["smad_relative"] = smad / span if span > 0 else 0.0
+    out["smad_weighted"] = (
+        float((fractions[usable] * gaps[usable]).sum() / fractions[usable].sum())
+        if usable.any() and fractions[usable].sum() > 0
+        else 0.0
+    )
     depth = np.where(has_end, pers, 0.0)
     for i in np.flatnonzero(b.parent < 0):  # a main basin is as deep as its component's range
         lo, hi = component_extent(tree, i)
@@ -90,6 +129,27 @@ def features(tree: MergeTree, *, top: int = 3) -> dict:
     out["main_basin_fraction"] = float(np.mean(tree.labels == main))
     out["relative_depth_2"] = float(p.max() / depth[main]) if p.size and depth[main] > 0 else 0.0
     return out
+
+
+def _smad_gaps(tree: MergeTree) -> tuple[np.ndarray, np.ndarray]:
+    """Per branch: the loss gap from its minimum to the adjacent node above it in the merge
+    tree (inf where that node's value is not finite), and its basin's volume fraction."""
+    b, rank, values = tree.branches, tree.rank, tree.values
+    adjacent = b.saddle.copy()
+    # the essential branches: their component's root (highest sample) unless a child comes first
+    for i in np.flatnonzero(b.parent < 0):
+        members = np.flatnonzero(tree.component == tree.component[b.minimum[i]])
+        adjacent[i] = members[np.argmax(rank[members])]
+    children = np.flatnonzero(b.parent >= 0)
+    for c in children[np.argsort(rank[b.saddle[children]], kind="stable")[::-1]]:
+        parent = b.parent[c]  # (in descending saddle rank: the lowest one is written last)
+        if rank[b.saddle[c]] < rank[adjacent[parent]]:
+            adjacent[parent] = b.saddle[c]
+    with np.errstate(invalid="ignore"):
+        gaps = np.abs(values[adjacent] - values[b.minimum])
+    gaps[~np.isfinite(values[adjacent])] = np.inf
+    fractions = np.bincount(tree.labels, minlength=len(b)) / tree.n_samples
+    return gaps, fractions
 
 
 def diagram(tree: MergeTree, *, essential: bool = True) -> np.ndarray:
