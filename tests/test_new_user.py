@@ -91,7 +91,7 @@ def test_non_finite_points_are_reported_and_drawn_as_missing():
     notes = [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "nonfinite-note"]
     assert notes == [f"{missing} of 441 samples non-finite (not drawn)"]
     # the basins hold the finite samples only: the main basin is no wider than they are
-    layout = tl.plot.profile_layout(tree)
+    layout = tl.plot.profile_layout(tree, top=np.nanmax(land.values))
     assert max(b.right for b in layout) == 441 - missing
     # a loss that is NaN at the unperturbed weights says so
     everywhere = lambda m, b: torch.tensor(float("nan"))  # noqa: E731

@@ -46,15 +46,18 @@ def test_profile_geometry():
     basins = tl.plot.profile_layout(tree)
     b = tree.branches
     assert sorted(basin.branch for basin in basins) == list(range(len(b)))
+    top = tl.plot.main_basin_top(tree)
+    assert top == pytest.approx(np.quantile(tree.values, 0.95))  # above every saddle here
     for basin in basins:
-        assert basin.width == pytest.approx(b.size[basin.branch])  # width = samples in sub-tree
         assert basin.floor == b.birth[basin.branch]
         if b.parent[basin.branch] >= 0:
+            assert basin.width == pytest.approx(b.size[basin.branch])  # samples in sub-tree
             assert basin.depth == pytest.approx(b.persistence[basin.branch])  # depth = persistence
             parent = next(p for p in basins if p.branch == b.parent[basin.branch])
             assert parent.left <= basin.left and basin.right <= parent.right  # nested
-        else:
-            assert basin.rim == pytest.approx(tree.values.max())
+        else:  # the main basin: cut at the 95th percentile, not at the box's corners
+            assert basin.rim == pytest.approx(top)
+            assert basin.width == np.count_nonzero(tree.values <= top)
         assert basin.outline[:, 1].min() == pytest.approx(basin.floor)
         assert basin.outline[:, 1].max() == pytest.approx(basin.rim)
         assert basin.outline[0, 0] == basin.left and basin.outline[-1, 0] == basin.right
@@ -77,11 +80,50 @@ def test_profile_geometry():
 def test_profile_width_at_each_height_counts_the_samples_below_it():
     values = np.array([3.0, 1.0, 0.0, 2.0, 4.0])  # one basin: width at y = #samples <= y
     tree = tl.merge_tree(values)
-    (basin,) = tl.plot.profile_layout(tree)
+    (basin,) = tl.plot.profile_layout(tree, top=4.0)
     outline = basin.outline
     for y in [0.0, 1.0, 2.0, 3.0, 4.0]:
         xs = outline[np.isclose(outline[:, 1], y), 0]
         assert xs.max() - xs.min() == pytest.approx(np.sum(values <= y))
+
+
+def width_at(outline, y):
+    """The total length of the horizontal line at height y inside a closed outline (even-odd
+    rule over the edges' crossings)."""
+    a, b = outline, np.roll(outline, -1, axis=0)
+    crossing = (a[:, 1] <= y) != (b[:, 1] <= y)
+    t = (y - a[crossing, 1]) / (b[crossing, 1] - a[crossing, 1])
+    xs = np.sort(a[crossing, 0] + t * (b[crossing, 0] - a[crossing, 0]))
+    return float((xs[1::2] - xs[0::2]).sum())
+
+
+def test_profile_widths_are_exact_sample_counts_at_any_height():
+    """Three wells: at 20 heights each, every basin is as wide as the samples of its sub-tree
+    (its own and its sub-basins') at or below that height."""
+    x = np.linspace(0, 4, 401)
+    values = wells(x, [1.0, 0.6, 0.35], [1, 2, 3])
+    tree = tl.merge_tree(tl.Landscape(axes=[x], values=values))
+    basins = tl.plot.profile_layout(tree, top=values.max())
+    assert len(basins) == 3
+    rng = np.random.default_rng(0)
+    for basin in basins:
+        subtree = {basin.branch}
+        for other in basins:  # parents come first in the layout
+            if other.parent in subtree:
+                subtree.add(other.branch)
+        mine = np.isin(tree.labels, list(subtree))
+        for y in rng.uniform(basin.floor, basin.rim, 20):
+            expected = np.count_nonzero(mine & (values <= y))
+            assert width_at(basin.outline, y) == pytest.approx(expected), (basin.branch, y)
+    # thinned to a few heights per wall: never wider than the samples below; and for one well,
+    # exact at those heights
+    (main, *_) = tl.plot.profile_layout(tree, top=values.max(), heights=10)
+    for y in rng.uniform(main.floor, main.rim, 20):
+        assert width_at(main.outline, y) <= np.sum(values <= y)
+    one = wells(x, [1.0], [2])
+    (bowl_,) = tl.plot.profile_layout(tl.merge_tree(one), top=one.max(), heights=10)
+    for y in np.linspace(bowl_.floor, bowl_.rim, 10)[1:-1] + 1e-12:
+        assert width_at(bowl_.outline, y) == pytest.approx(np.sum(one <= y))
 
 
 def test_a_fixed_colour_scale_is_honoured():
@@ -167,3 +209,38 @@ def test_profile_of_a_simplified_tree_with_two_components():
     assert sum(len(c.get_offsets()) for c in saddles) == 0
     fig = tl.plot.merge_tree(tree, threshold=0.6)
     assert len(fig.axes[0].collections) == 2  # a red dot per minimum and no saddle
+
+
+def test_boundary_minima_are_marked_or_left_out_in_pictures():
+    a = np.linspace(-1, 1, 31)
+    X, Y = np.meshgrid(a, a, indexing="ij")
+    # a well inside at (0.2, 0.2), the loss falling to the face x = 1 (a boundary minimum,
+    # the global one) and a dip at the face y = -1
+    values = (
+        1.5
+        - 0.8 * np.exp(-((X - 0.2) ** 2 + (Y - 0.2) ** 2) / 0.02)
+        - 1.3 * X
+        - 0.3 * np.exp(-((X + 0.5) ** 2 + (Y + 1) ** 2) / 0.02)
+    )
+    tree = tl.merge_tree(tl.Landscape(axes=[a, a], values=values))
+    edge = tree.on_boundary
+    assert edge[0] and edge.sum() >= 2 and (~edge).sum() >= 1
+    fig = tl.plot.profile(tree)
+    ax = fig.axes[0]
+    hollow = [c for c in ax.collections if c.get_gid() == "boundary-minima"][0]
+    solid = [c for c in ax.collections if c.get_gid() == "minima"][0]
+    assert len(hollow.get_offsets()) == edge.sum() and len(solid.get_offsets()) == (~edge).sum()
+    hidden = tl.plot.profile(tree, boundary="hide").axes[0]
+    kept = tree.interior()
+    assert len(kept.branches) == (~edge).sum() + 1  # the global minimum's branch stays
+    assert sum((p.get_gid() or "").startswith("basin-") for p in hidden.patches) == len(
+        kept.branches
+    )
+    fig = tl.plot.diagram(tree)
+    pairs = [c for c in fig.axes[0].collections if c.get_gid() == "boundary-pairs"][0]
+    assert len(pairs.get_offsets()) == edge[np.isfinite(tree.pairs[:, 1])].sum()
+    bars = tl.plot.diagram(tree, kind="barcode").axes[0].lines
+    assert sum(line.get_gid() == "boundary-bar" for line in bars) == edge.sum()
+    # the main basin's cut is stated in the figure
+    notes = [t.get_text() for t in ax.texts if t.get_gid() == "cap-note"]
+    assert notes and "quantile of the loss" in notes[0]

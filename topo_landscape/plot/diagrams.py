@@ -18,12 +18,15 @@ def diagram(
     tree: MergeTree,
     *,
     kind: Literal["diagram", "barcode"] = "diagram",
+    boundary: Literal["mark", "hide"] = "mark",
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Figure:
     """The H0 persistence diagram (birth against death) or barcode of a merge tree.
 
-    Essential pairs (death = inf) are drawn on a dashed line above the finite ones.
+    Essential pairs (death = inf) are drawn on a dashed line above the finite ones. Pairs
+    whose minimum lies on the boundary of the sampled region are drawn hollow (bars: dashed),
+    or left out with ``boundary="hide"`` (their branches merged into their parents).
 
     Example
     -------
@@ -35,7 +38,12 @@ def diagram(
         raise TypeError(f"tree: expected a MergeTree; got {type(tree).__name__}")
     if kind not in ("diagram", "barcode"):
         raise ValueError(f"kind: expected 'diagram' or 'barcode'; got {kind!r}")
+    if boundary not in ("mark", "hide"):
+        raise ValueError(f"boundary: expected 'mark' or 'hide'; got {boundary!r}")
+    if boundary == "hide":
+        tree = tree.interior()
     pairs = diagram_pairs(tree)
+    edge = tree.on_boundary
     finite = np.isfinite(pairs[:, 1])
     values = pairs[np.isfinite(pairs)]
     lo, hi = float(values.min()), float(values.max())
@@ -44,7 +52,18 @@ def diagram(
     if kind == "diagram":
         ax.plot([lo, top], [lo, top], color="0.5", lw=0.8)
         ax.axhline(top, color="0.5", lw=0.8, ls="--")
-        ax.scatter(pairs[finite, 0], pairs[finite, 1], s=12, color="C0", label="finite")
+        inner, outer = finite & ~edge, finite & edge
+        ax.scatter(pairs[inner, 0], pairs[inner, 1], s=12, color="C0", label="finite")
+        if outer.any():
+            ax.scatter(
+                pairs[outer, 0],
+                pairs[outer, 1],
+                s=14,
+                facecolor="white",
+                edgecolor="C0",
+                label="minimum on the boundary",
+                gid="boundary-pairs",
+            )
         ax.scatter(
             pairs[~finite, 0],
             np.full((~finite).sum(), top),
@@ -58,12 +77,14 @@ def diagram(
         ax.legend(frameon=False, fontsize="small", loc="lower right")
     else:
         order = np.lexsort((-(pairs[:, 1] - pairs[:, 0]), pairs[:, 0]))
-        for row, (b, d) in enumerate(pairs[order]):
+        for row, ((b, d), on_edge) in enumerate(zip(pairs[order], edge[order])):
             ax.plot(
                 [b, d if np.isfinite(d) else top],
                 [row, row],
                 color="C0" if np.isfinite(d) else "C3",
                 lw=1.5,
+                ls="--" if on_edge else "-",
+                gid="boundary-bar" if on_edge else None,
             )
         ax.set_xlabel("loss")
         ax.set_ylabel("branch")

@@ -10,6 +10,7 @@ outermost. Basins are filled by their mean loss.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from matplotlib import colors
@@ -17,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
-from ..topology.merge_tree import MergeTree, component_extent
+from ..topology.merge_tree import MergeTree
 from ._common import figure_axes, note_nonfinite, shared_norm
 
 
@@ -66,8 +67,23 @@ class Basin:
         return self.rim - self.floor
 
 
-def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold: float = 0.0):
+TOP_QUANTILE = 0.95  # main basins are drawn up to this quantile of the loss (see profile_layout)
+DRAWN_HEIGHTS = 1500  # heights per wall in a figure: finer than a figure's pixel rows
+
+
+def profile_layout(
+    tree: MergeTree,
+    *,
+    max_basins: int | None = None,
+    threshold: float = 0.0,
+    top: float | None = None,
+    heights: int | None = None,
+):
     """The deterministic geometry of the profile: one Basin per branch shown.
+
+    A basin is as wide at height y as the number of its samples at or below y (its own and
+    those of the sub-basins nested in it), exactly: the walls are staircases through the sorted
+    sample values. Non-finite samples are not drawn.
 
     Parameters
     ----------
@@ -77,6 +93,15 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
         merged into their parents first, as ``tree.simplify`` does).
     threshold : float
         Simplify away branches of persistence below it first.
+    top : float, optional
+        The height at which main basins (those that never merge) are cut. By default the 95th
+        percentile of the finite loss values, raised to the highest saddle if one lies above it:
+        the top 5% of the samples, where the sampled box's corners are, would otherwise set the
+        main basin's rim and colour. Samples above it are not drawn.
+    heights : int, optional
+        Draw each wall through at most this many heights, spread evenly between its floor and
+        rim (the width is exact at each of them, and between them it is the width at the lower
+        one). All sample values when None.
 
     Returns
     -------
@@ -90,16 +115,17 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
         tree = tree.top(max_basins)
     b = tree.branches
     children = b.children
+    cap = main_basin_top(tree) if top is None else float(top)
     rims = np.array(b.death, dtype=float)
     for i in np.flatnonzero(~np.isfinite(rims)):
         if b.parent[i] < 0:
-            top = component_extent(tree, i)[1]
-            rims[i] = top if np.isfinite(top) else b.birth[i]
+            rims[i] = cap
         else:  # merges only through non-finite samples: draw it up to the parent's rim
             rims[i] = np.nan
     for i in np.argsort(-np.nan_to_num(b.size.astype(float))):  # parents (larger) first
         if np.isnan(rims[i]):
             rims[i] = rims[b.parent[i]]
+    rims = np.maximum(rims, b.birth)  # (a cap below a main basin's floor: a flat basin)
     basins: list[Basin] = []
     # each branch's own finite samples' values, sorted; non-finite samples are not drawn
     finite = np.isfinite(tree.values)
@@ -107,45 +133,59 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
     order = np.lexsort((values, labels))
     starts = np.searchsorted(labels[order], np.arange(len(b) + 1))
     sorted_values = values[order]
-    size = np.bincount(labels, minlength=len(b)).astype(float)  # finite samples of sub-trees
+
+    def own_heights(i: int) -> np.ndarray:
+        own = sorted_values[starts[i] : starts[i + 1]]
+        return own[own <= rims[i]]
+
+    # drawn width of each basin: its samples at or below its rim, nested ones included
+    size = np.array([own_heights(i).size for i in range(len(b))], dtype=float)
     for i in np.argsort(b.size, kind="stable"):  # children (smaller) before their parents
         if b.parent[i] >= 0:
             size[b.parent[i]] += size[i]
 
-    def own_heights(i: int) -> np.ndarray:
-        return np.minimum(sorted_values[starts[i] : starts[i + 1]], rims[i])
-
-    def place(i: int, left: float) -> list[tuple[float, float]]:
-        """The outline of basin i from its left rim to its right rim: at height y the basin is
-        as wide as its samples below y (its own, and whole sub-basins whose saddle is below y)."""
+    def place(i: int, left: float) -> tuple[list, float]:
+        """Basin i's outline from its left rim to its right rim, and the sum of the samples
+        drawn in it (nested ones included)."""
         kids = sorted(children[i], key=lambda c: (-rims[c], int(b.minimum[c])))  # outermost first
         left_kids, right_kids = kids[0::2], kids[1::2]
-        heights = own_heights(i)
-        half = lambda y: 0.5 * np.searchsorted(heights, y, side="right")  # noqa: E731
-        wall = _wall_heights(heights, b.birth[i], rims[i])
+        own = own_heights(i)
+        half = lambda y: 0.5 * np.searchsorted(own, y, side="right")  # noqa: E731
+        wall = _wall_heights(own, b.birth[i], rims[i], [rims[c] for c in kids], heights)
+        total = float(own.sum())
         centre = left + half(rims[i]) + sum(size[c] for c in left_kids)
         path = []
-        # left wall, from the rim down; a sub-basin hangs below its saddle, just outside the wall
+        # the left wall, from the rim down: at each height the wall, the sub-basins hanging
+        # there, the wall again beside them, then a step to the width below that height
         pending = sorted(left_kids, key=lambda c: -rims[c])
-        for y in wall[::-1]:
+        down = wall[::-1]
+        for k, y in enumerate(down):
+            path.append((centre - half(y) - sum(size[c] for c in pending), y))
             while pending and rims[pending[0]] >= y:
                 c = pending.pop(0)
-                x = centre - half(rims[c]) - sum(size[k] for k in pending) - size[c]
-                path += place(c, x)
-            path.append((centre - half(y) - sum(size[k] for k in pending), y))
-        minimum_x = centre
-        # right wall, from the floor up
+                x = centre - half(rims[c]) - sum(size[p] for p in pending) - size[c]
+                outline, sub_total = place(c, x)
+                path += outline
+                total += sub_total
+            path.append((centre - half(y) - sum(size[c] for c in pending), y))
+            if k + 1 < len(down):
+                path.append((centre - half(down[k + 1]) - sum(size[c] for c in pending), y))
+        # the right wall, from the floor up
         done = []
         pending = sorted(right_kids, key=lambda c: rims[c])
-        for y in wall:
+        for k, y in enumerate(wall):
+            if k:
+                path.append((centre + half(wall[k - 1]) + sum(size[c] for c in done), y))
             while pending and rims[pending[0]] <= y:
                 c = pending.pop(0)
-                x = centre + half(rims[c]) + sum(size[k] for k in done)
-                path += place(c, x)
+                x = centre + half(rims[c]) + sum(size[d] for d in done)
+                outline, sub_total = place(c, x)
+                path += outline
+                total += sub_total
                 done.append(c)
-            path.append((centre + half(y) + sum(size[k] for k in done), y))
-        right = centre + half(rims[i]) + sum(size[k] for k in right_kids)
-        path = [(left, rims[i]), *path, (right, rims[i])]
+            path.append((centre + half(y) + sum(size[c] for c in done), y))
+        right = centre + half(rims[i]) + sum(size[c] for c in right_kids)
+        path = _clean([(left, rims[i]), *path, (right, rims[i])])
         basins.append(
             Basin(
                 branch=i,
@@ -154,12 +194,12 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
                 right=right,
                 floor=float(b.birth[i]),
                 rim=float(rims[i]),
-                mean_loss=float(b.mean_loss[i]),
-                minimum_x=float(minimum_x),
+                mean_loss=total / size[i] if size[i] else float("nan"),
+                minimum_x=float(centre),
                 outline=np.array(path, dtype=float),
             )
         )
-        return path
+        return path, total
 
     x = 0.0
     for i in np.flatnonzero(b.parent < 0):  # one main basin per connected component
@@ -169,11 +209,32 @@ def profile_layout(tree: MergeTree, *, max_basins: int | None = None, threshold:
     return sorted(basins, key=lambda basin: order[basin.branch])
 
 
-def _wall_heights(heights: np.ndarray, floor: float, rim: float, points: int = 48) -> np.ndarray:
-    """Heights at which a wall is drawn: the floor, up to ``points`` sample quantiles, the rim."""
-    if heights.size > points:
-        heights = heights[np.linspace(0, heights.size - 1, points).astype(int)]
-    return np.unique(np.concatenate([[floor], heights, [rim]]))
+def main_basin_top(tree: MergeTree) -> float:
+    """Where main basins are cut by default: the ``TOP_QUANTILE`` quantile of the finite
+    values, or the highest finite saddle if that is higher."""
+    finite = tree.values[np.isfinite(tree.values)]
+    top = float(np.quantile(finite, TOP_QUANTILE))
+    deaths = tree.branches.death[np.isfinite(tree.branches.death)]
+    return max(top, float(deaths.max())) if deaths.size else top
+
+
+def _wall_heights(own, floor, rim, attached, heights: int | None) -> np.ndarray:
+    """Heights at which a wall steps: the floor, the rim, the saddles of attached sub-basins,
+    and the own samples' values (or ``heights`` evenly spread ones)."""
+    if heights is None or own.size <= heights:
+        steps = own
+    else:
+        steps = np.linspace(floor, rim, heights)
+    return np.unique(np.concatenate([[floor], steps, attached, [rim]]))
+
+
+def _clean(path: list) -> list:
+    """Drop repeated points (steps of zero width or height)."""
+    out = [path[0]]
+    for point in path[1:]:
+        if point != out[-1]:
+            out.append(point)
+    return out
 
 
 def _preorder(children, roots):
@@ -197,10 +258,16 @@ def profile(
     vmax: float | None = None,
     norm: colors.Normalize | None = None,
     markers: bool = True,
+    boundary: Literal["mark", "hide"] = "mark",
+    top: float | None = None,
     colorbar: bool = True,
     title: str | None = None,
 ) -> Figure:
     """Draw the topological landscape profile of a merge tree.
+
+    Each basin's width at a height is the number of its samples at or below it (exactly, to
+    the resolution of the figure), its depth the persistence of its branch; main basins are
+    cut at ``top`` (see :func:`profile_layout`), which the figure states.
 
     Parameters
     ----------
@@ -218,7 +285,13 @@ def profile(
     vmin, vmax, norm
         A fixed colour scale, so that figures that are compared share it.
     markers : bool
-        Mark minima (red) and saddles (orange).
+        Mark minima (red; hollow when on the boundary of the sampled region) and saddles
+        (orange).
+    boundary : {"mark", "hide"}
+        Minima on the boundary of the sampled region (they may only mean that the loss falls
+        further outside it): marked hollow, or left out (merged into their parents).
+    top : float, optional
+        Where main basins are cut: the 95th percentile of the loss by default.
     colorbar : bool
     title : str, optional
 
@@ -238,7 +311,13 @@ def profile(
     """
     if not isinstance(tree, MergeTree):
         raise TypeError(f"tree: expected a MergeTree (tl.merge_tree); got {type(tree).__name__}")
-    basins = profile_layout(tree, max_basins=max_basins, threshold=threshold)
+    if boundary not in ("mark", "hide"):
+        raise ValueError(f"boundary: expected 'mark' or 'hide'; got {boundary!r}")
+    shown = tree.interior() if boundary == "hide" else tree
+    cap = main_basin_top(shown) if top is None else float(top)
+    basins = profile_layout(
+        shown, max_basins=max_basins, threshold=threshold, top=cap, heights=DRAWN_HEIGHTS
+    )
     fig, ax = figure_axes(ax, size=(6.0, 3.6))
     losses = [basin.mean_loss for basin in basins] + [basin.floor for basin in basins]
     norm = shared_norm([losses], vmin=vmin, vmax=vmax, norm=norm, log=log)
@@ -258,9 +337,27 @@ def profile(
         ax.add_patch(patch)
     if markers:
         mins = np.array([[basin.minimum_x / total, basin.floor] for basin in basins])
+        edge = shown.on_boundary[[basin.branch for basin in basins]]
         ax.scatter(
-            mins[:, 0], mins[:, 1], s=14, color="red", zorder=3, label="minimum", gid="minima"
+            mins[~edge, 0],
+            mins[~edge, 1],
+            s=14,
+            color="red",
+            zorder=3,
+            label="minimum",
+            gid="minima",
         )
+        if edge.any():
+            ax.scatter(
+                mins[edge, 0],
+                mins[edge, 1],
+                s=18,
+                facecolor="white",
+                edgecolor="red",
+                zorder=3,
+                label="minimum on the boundary",
+                gid="boundary-minima",
+            )
         saddles = np.array(
             [
                 [(basin.left + basin.right) / 2 / total, basin.rim]
@@ -292,6 +389,26 @@ def profile(
     ax.set_xlim(-0.01, 1.01)
     ax.set_xlabel("fraction of samples")
     ax.set_ylabel("loss")
+    above = int(np.count_nonzero(shown.values[np.isfinite(shown.values)] > cap))
+    if above:  # the rule that cut the main basins, said where it applies
+        finite = shown.values[np.isfinite(shown.values)]
+        if top is not None:
+            rule = f"loss {cap:.3g}"
+        elif cap > np.quantile(finite, TOP_QUANTILE):
+            rule = f"the highest saddle ({cap:.3g})"
+        else:
+            rule = f"the {TOP_QUANTILE:.0%} quantile of the loss ({cap:.3g})"
+        ax.text(
+            0.99,
+            0.99,
+            f"main basin cut at {rule}; {above} samples above",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize="x-small",
+            color="0.3",
+            gid="cap-note",
+        )
     missing = int(np.count_nonzero(~np.isfinite(tree.values)))
     if missing:
         note_nonfinite(ax, f"{missing} of {tree.values.size} samples non-finite (not drawn)")

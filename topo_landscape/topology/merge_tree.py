@@ -172,6 +172,12 @@ class MergeTree:
         keep = ~(self.persistence < threshold)
         return _reduce(self, keep)
 
+    def interior(self) -> MergeTree:
+        """A new tree without the branches whose minima lie on the boundary of the sampled
+        region (merged into their parents, as :meth:`simplify` does); every essential branch
+        is kept, on the boundary or not."""
+        return _reduce(self, ~self.on_boundary)
+
     def top(self, k: int) -> MergeTree:
         """A new tree keeping only the ``k`` most persistent branches (ties: the older one).
 
