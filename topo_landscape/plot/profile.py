@@ -398,13 +398,13 @@ def profile(
             rule = f"the highest saddle ({cap:.3g})"
         else:
             rule = f"the {TOP_QUANTILE:.0%} quantile of the loss ({cap:.3g})"
-        ax.text(
+        ax.text(  # bottom right: beside the floor of a basin, where profiles are empty
             0.99,
-            0.99,
-            f"main basin cut at {rule}; {above} samples above",
+            0.02,
+            f"main basin cut at {rule};\n{above} samples above",
             transform=ax.transAxes,
             ha="right",
-            va="top",
+            va="bottom",
             fontsize="x-small",
             color="0.3",
             gid="cap-note",
