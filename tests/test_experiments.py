@@ -1,9 +1,11 @@
 """The experiment scripts run end to end (through the public API only) and write their outputs."""
 
 import csv
+import json
 import os
 import runpy
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,7 +47,7 @@ def test_pinn_quick_mode_small(tmp_path, capsys):
         "0",
         "1",
         "--steps",
-        "150",
+        "60",
         "--collocation",
         "64",
         "--resolution3",
@@ -77,7 +79,7 @@ def test_pinn_quick_mode_small(tmp_path, capsys):
     # ... then the 4D grids are added without training again
     capsys.readouterr()
     run_pinn([*argv, "--resolution4", "5"])
-    check_outputs(tmp_path, 4)
+    rows = check_outputs(tmp_path, 4)
     assert stamps("_weights.pt") == weights
     assert "trained" not in capsys.readouterr().out
 
@@ -87,8 +89,44 @@ def test_pinn_quick_mode_small(tmp_path, capsys):
     assert stamps() == before
 
     # runs trained otherwise are not mixed in
-    with pytest.raises(ValueError, match="--out: .* was trained with .*'steps': 150"):
+    with pytest.raises(ValueError, match="--out: .* was trained with .*'steps': 60"):
         run_pinn([*argv, "--steps", "100"])
+    with open(tmp_path / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert [(float(r["beta"]), int(r["seeds"])) for r in summary] == [(1.0, 2), (30.0, 2)]
+    for r in summary:
+        errors = [float(row["error"]) for row in rows if float(row["beta"]) == float(r["beta"])]
+        assert float(r["error_mean"]) == pytest.approx(np.mean(errors))
+        assert float(r["error_std"]) == pytest.approx(np.std(errors, ddof=1))
+
+
+def test_a_run_is_the_same_alone_and_with_others(tmp_path):
+    """Each run is trained alone on points that do not change with the seed: its row does not
+    depend on which other runs the call holds."""
+    common = ["--steps", "60", "--collocation", "64", "--resolution3", "5", "--resolution4", "0"]
+    common += ["--device", "cpu"]
+    run_pinn(["--betas", "5", "--seeds", "1", *common, "--out", str(tmp_path / "alone")])
+    run_pinn(["--betas", "1", "5", "--seeds", "0", "1", *common, "--out", str(tmp_path / "all")])
+    alone = json.loads((tmp_path / "alone" / "runs" / "beta5_lr1_seed1.json").read_text())
+    together = json.loads((tmp_path / "all" / "runs" / "beta5_lr1_seed1.json").read_text())
+    for key in ["error", "final_loss", "eigenvalue_1", "3d_n_minima", "3d_total_persistence"]:
+        assert alone[key] == together[key], key
+    assert alone["optimizer"] == "lbfgs" and alone["optimizer_settings"]["history_size"] == 50
+
+
+def test_lbfgs_reaches_the_papers_error_at_beta_1():
+    """Krishnapriyan et al. 2021 report relative errors of about 1e-2 for beta = 1; the quick
+    mode's L-BFGS (at most 2,000 iterations, 1,000 fixed collocation points) gets there."""
+    import torch
+
+    import topo_landscape as tl
+
+    main = runpy.run_path(PINN, run_name="pinn_convection")
+    batch = tl.examples.convection_points(1000, 256, 100, seed=0)
+    torch.manual_seed(0)
+    model = tl.examples.mlp(2, 1)
+    tl.examples.train_lbfgs(model, tl.examples.convection_loss(1.0), batch, max_iter=2000)
+    assert main["relative_error"](model, 1.0, "cpu") < 2e-2
 
 
 @pytest.mark.slow

@@ -86,6 +86,40 @@ def train(
     return history
 
 
+LBFGS = dict(
+    lr=1.0,
+    history_size=50,
+    line_search_fn="strong_wolfe",
+    tolerance_grad=1e-7,
+    tolerance_change=1e-7,
+)  # Krishnapriyan et al. 2021's settings, as in their code
+
+
+def train_lbfgs(
+    model: nn.Module, loss_fn, batch, *, max_iter: int = 1000, seed: int = 0, **settings
+) -> list[float]:
+    """Full-batch L-BFGS (``torch.optim.LBFGS``) on ``loss_fn(model, batch)``: one optimiser
+    step of up to ``max_iter`` iterations, stopping earlier at its tolerances. The settings are
+    ``LBFGS`` (lr 1, history 50, strong Wolfe line search, tolerances 1e-7) unless overridden.
+    Returns the loss at every evaluation (line-search trials included). Trains in place."""
+    torch.manual_seed(seed)
+    options = {**LBFGS, **settings, "max_iter": max_iter}
+    optimizer = torch.optim.LBFGS(model.parameters(), **options)
+    history: list[float] = []
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(model, batch)
+        loss.backward()
+        history.append(float(loss.detach()))
+        return loss
+
+    model.train()
+    optimizer.step(closure)
+    model.eval()
+    return history
+
+
 def train_many(
     models: Sequence[nn.Module], loss_fn, batches: Sequence, *, steps: int = 500, lrs=1e-2
 ) -> list[list[float]]:

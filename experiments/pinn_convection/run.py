@@ -1,15 +1,18 @@
 """PINNs on the 1D convection equation over wave speeds beta (Geniesse et al. 2024, section 4.1).
 
 u_t + beta u_x = 0 on x in [0, 2 pi), t in [0, 1], u(x, 0) = sin x, periodic in x; exact solution
-sin(x - beta t) (Krishnapriyan et al. 2021). For each (beta, learning rate, seed): train an MLP
-(4 hidden layers of 50, tanh) with full-batch Adam on residual + initial + boundary loss (all
-runs of one beta together, one vmapped step for all), measure its relative L2 error, take the
-top-4 Hessian eigenvectors, sample the loss on a 3D grid (top-3) and a 4D grid (top-4), and
-compute merge trees and features. Uses only the public API.
+sin(x - beta t) (Krishnapriyan et al. 2021). For each (beta, seed): train an MLP (4 hidden layers
+of 50, tanh) on residual + initial + boundary loss, as the papers did: full-batch L-BFGS (lr 1,
+history 50, strong Wolfe line search, tolerances 1e-7) on collocation points that are the same
+for every seed (the seed sets only the initial weights), each run trained alone; measure its
+relative L2 error; take the top-4 Hessian eigenvectors; sample the loss along the top 3 (3D)
+and all 4 (4D) at the same resolution, so both grids have the same step; and compute merge
+trees and features. Full-batch Adam over a sweep of learning rates is an option. Uses only the
+public API.
 
     python experiments/pinn_convection/run.py --quick          # CPU, a few minutes
     python experiments/pinn_convection/run.py --full --device cuda
-    python experiments/pinn_convection/run.py --full --resolution4 0 --max-minutes 8
+    python experiments/pinn_convection/run.py --optimizer adam --lrs 1e-3 1e-2 --steps 1500
 
 Every run is stored under OUT/runs/ stage by stage (trained weights, a JSON row, Hessian
 directions, one landscape file per grid); calling the script again does only what is missing,
@@ -33,24 +36,24 @@ import topo_landscape as tl
 
 QUICK = dict(
     betas=[1.0, 20.0, 50.0],
-    lrs=[1e-3],
     seeds=[0],
-    steps=1500,
-    collocation=256,
-    resolution3=21,
+    steps=2000,
+    collocation=1000,
+    resolution3=9,
     resolution4=9,
 )
 FULL = dict(
     betas=[1.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 70.0],
-    lrs=[1e-4, 1e-3, 1e-2, 1e-1, 1.0],
     seeds=[0, 1, 2, 3, 4],
-    steps=10000,
+    steps=20000,
     collocation=1000,
     resolution3=41,
     resolution4=41,
 )
+ADAM_LRS = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
 
-TRAINING = ("steps", "collocation")  # what a run's weights depend on besides beta, lr and seed
+# what a run's weights depend on besides beta, lr and seed
+TRAINING = ("optimizer", "steps", "collocation", "points_seed", "optimizer_settings")
 
 
 def relative_error(model: torch.nn.Module, beta: float, device) -> float:
@@ -80,6 +83,12 @@ class Study:
         self.cfg, self.device = cfg, device
         self.runs = os.path.join(out, "runs")
         os.makedirs(self.runs, exist_ok=True)
+        n = cfg["collocation"]  # the same points for every run: the seed is the initialisation
+        points = tl.examples.convection_points(n, 256, 100, seed=cfg["points_seed"])
+        self.batch = {k: v.to(device) for k, v in points.items()}
+
+    def training(self) -> dict:
+        return {k: self.cfg[k] for k in TRAINING}
 
     def path(self, key, suffix):
         return os.path.join(self.runs, key + suffix)
@@ -95,10 +104,10 @@ class Study:
         with open(path) as f:
             row = json.load(f)
         trained = {k: row.get(k) for k in TRAINING}
-        if trained != {k: self.cfg[k] for k in TRAINING}:
+        if trained != self.training():
             raise ValueError(
                 f"--out: {path} was trained with {trained}, not with this configuration's "
-                f"{ {k: self.cfg[k] for k in TRAINING} }; choose another --out"
+                f"{self.training()}; choose another --out"
             )
         return row
 
@@ -106,45 +115,31 @@ class Study:
         with open(self.path(_key(row["beta"], row["lr"], row["seed"]), ".json"), "w") as f:
             json.dump(row, f, indent=1)
 
-    def batch(self, seed):
-        n = self.cfg["collocation"]
-        points = tl.examples.convection_points(n, n // 4, n // 4, seed=seed)
-        return {k: v.to(self.device) for k, v in points.items()}
-
     def model(self, seed):
         torch.manual_seed(seed)
         return tl.examples.mlp(2, 1).to(self.device)
 
-    def train(self, beta) -> int:
-        """Train every untrained run of this beta together (one vmapped Adam step for all)."""
-        todo = [
-            (lr, seed)
-            for lr in self.cfg["lrs"]
-            for seed in self.cfg["seeds"]
-            if not self.trained(beta, lr, seed)
-        ]
-        if not todo:
-            return 0
+    def train(self, beta, lr, seed) -> None:
+        """Train one run alone, so that its result does not depend on the other runs."""
         started = time.perf_counter()
-        models = [self.model(seed) for _, seed in todo]
-        histories = tl.examples.train_many(
-            models,
-            tl.examples.convection_loss(beta),
-            [self.batch(seed) for _, seed in todo],
-            steps=self.cfg["steps"],
-            lrs=[lr for lr, _ in todo],
-        )
-        seconds = (time.perf_counter() - started) / len(todo)
-        for (lr, seed), model, history in zip(todo, models, histories):
-            key = _key(beta, lr, seed)
-            row = {"beta": beta, "lr": lr, "seed": seed, **{k: self.cfg[k] for k in TRAINING}}
-            row["final_loss"] = history[-1]
-            row["error"] = relative_error(model, beta, self.device)
-            row["diverged"] = not np.isfinite(history[-1])
-            row["train_seconds"] = seconds
-            torch.save(model.state_dict(), self.path(key, "_weights.pt"))
-            self.save(row)
-        return len(todo)
+        model = self.model(seed)
+        loss_fn = tl.examples.convection_loss(beta)
+        if self.cfg["optimizer"] == "lbfgs":
+            history = tl.examples.train_lbfgs(
+                model, loss_fn, self.batch, max_iter=self.cfg["steps"], seed=seed
+            )
+        else:
+            history = tl.examples.train(
+                model, loss_fn, self.batch, steps=self.cfg["steps"], lr=lr, seed=seed
+            )
+        row = {"beta": beta, "lr": lr, "seed": seed, **self.training()}
+        row["final_loss"] = history[-1]
+        row["evaluations"] = len(history)
+        row["error"] = relative_error(model, beta, self.device)
+        row["diverged"] = not np.isfinite(history[-1])
+        row["train_seconds"] = time.perf_counter() - started
+        torch.save(model.state_dict(), self.path(_key(beta, lr, seed), "_weights.pt"))
+        self.save(row)
 
     def landscapes(self, beta, lr, seed) -> dict:
         """The Hessian directions, then each requested grid that the row does not have yet."""
@@ -158,12 +153,12 @@ class Study:
         model.load_state_dict(
             torch.load(self.path(key, "_weights.pt"), map_location=self.device, weights_only=True)
         )
-        batch, loss_fn = self.batch(seed), tl.examples.convection_loss(beta)
+        loss_fn = tl.examples.convection_loss(beta)
         if os.path.exists(self.path(key, "_dirs.pt")):
             dirs4 = tl.Directions.load(self.path(key, "_dirs.pt"), map_location=self.device)
         else:
             try:
-                dirs4 = tl.hessian_directions(model, loss_fn, batch, n=4, seed=seed)
+                dirs4 = tl.hessian_directions(model, loss_fn, self.batch, n=4, seed=seed)
             except ValueError as err:  # no finite loss at the trained weights
                 row.update(diverged=True, note=str(err)[:200])
                 self.save(row)
@@ -176,7 +171,7 @@ class Study:
             land = tl.sample(
                 model,
                 loss_fn,
-                batch,
+                self.batch,
                 dirs4.take(range(n)),
                 resolution=resolution,
                 span=self.cfg["span"],
@@ -202,6 +197,39 @@ class Study:
         )
 
 
+SUMMARY = [  # (column, what it is), averaged over seeds in summary.csv
+    ("error", "relative L2 error"),
+    ("eigenvalue_1", "top Hessian eigenvalue"),
+    ("3d_n_minima", "3D minima"),
+    ("3d_n_minima_boundary", "3D minima on the boundary"),
+    ("3d_n_minima_above_0.001", "3D minima above 1e-3 of the loss range"),
+    ("3d_relative_total_persistence", "3D total persistence / loss range"),
+    ("3d_loss_range", "3D loss range"),
+    ("4d_n_minima", "4D minima"),
+    ("4d_n_minima_boundary", "4D minima on the boundary"),
+    ("4d_n_minima_above_0.001", "4D minima above 1e-3 of the loss range"),
+    ("4d_relative_total_persistence", "4D total persistence / loss range"),
+]
+
+
+def summarise(rows) -> list[dict]:
+    """One row per (beta, lr): the mean and standard deviation over seeds of each SUMMARY
+    column (``<column>_mean``, ``<column>_std``) and the number of seeds."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["beta"], row["lr"]), []).append(row)
+    out = []
+    for (beta, lr), group in sorted(groups.items()):
+        summary = {"beta": beta, "lr": lr, "seeds": len(group)}
+        for column, _ in SUMMARY:
+            values = np.array([float(r[column]) for r in group if column in r], dtype=float)
+            if values.size:
+                summary[f"{column}_mean"] = float(values.mean())
+                summary[f"{column}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        out.append(summary)
+    return out
+
+
 def write_table(rows, path):
     columns = list(dict.fromkeys(k for row in rows for k in row))
     with open(path, "w", newline="") as f:
@@ -219,34 +247,35 @@ def figures(rows, study, out):
     seed, lr = min(r["seed"] for r in ok), _best_lr(ok)
     chosen = sorted((r for r in ok if r["seed"] == seed and r["lr"] == lr), key=lambda r: r["beta"])
     trees3 = [study.tree(r, 3) for r in chosen]
-    labels = [f"β = {r['beta']:g}, error {r['error']:.2f}" for r in chosen]
+    labels = [f"β = {r['beta']:g}, rel. L2 error {r['error']:.2g}" for r in chosen]
     log = all(float(t.branches.birth.min()) > 0 for t in trees3)
     paths["profiles_over_beta"] = os.path.join(out, "profiles_over_beta.png")
-    tl.plot.compare(trees3, labels, log=log, ncols=min(4, len(trees3))).savefig(
-        paths["profiles_over_beta"], dpi=120
-    )
+    fig = tl.plot.compare(trees3, labels, log=log, ncols=min(4, len(trees3)))
+    fig.suptitle(f"3D landscapes along the top Hessian directions, seed {seed}")
+    fig.savefig(paths["profiles_over_beta"], dpi=120)
     both = [(r, t3) for r, t3 in zip(chosen, trees3) if "4d_n_minima" in r]
     if both:
         pairs = [t for r, t3 in both for t in (t3, study.tree(r, 4))]
         pair_labels = [
-            f"β = {r['beta']:g}, error {r['error']:.2f} ({n}D, {r[f'{n}d_resolution']}^{n})"
+            f"β = {r['beta']:g} ({n}D, {r[f'{n}d_resolution']}^{n})"
             for r, _ in both
             for n in (3, 4)
         ]
         log4 = log and all(float(t.branches.birth.min()) > 0 for t in pairs)
         paths["profiles_3d_vs_4d"] = os.path.join(out, "profiles_3d_vs_4d.png")
-        tl.plot.compare(pairs, pair_labels, log=log4, ncols=2).savefig(
-            paths["profiles_3d_vs_4d"], dpi=120
-        )
+        fig = tl.plot.compare(pairs, pair_labels, log=log4, ncols=4)
+        fig.suptitle(f"3D against 4D at equal steps, seed {seed}")
+        fig.savefig(paths["profiles_3d_vs_4d"], dpi=120)
 
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    fig = Figure(figsize=(10.5, 3.3), layout="constrained")
     for k, (feature, name) in enumerate(
         [
-            ("3d_n_minima", "number of minima (3D)"),
-            ("3d_total_persistence", "total persistence (3D)"),
+            ("3d_n_minima_above_0.001", "3D minima above 1e-3 of the loss range"),
+            ("3d_relative_total_persistence", "3D total persistence / loss range"),
+            ("3d_n_minima_boundary", "3D minima on the boundary of the box"),
         ]
     ):
-        ax = fig.add_subplot(1, 2, k + 1)
+        ax = fig.add_subplot(1, 3, k + 1)
         points = ax.scatter(
             [r[feature] for r in ok],
             [r["error"] for r in ok],
@@ -260,12 +289,20 @@ def figures(rows, study, out):
     paths["error_vs_topology"] = os.path.join(out, "error_vs_topology.png")
     fig.savefig(paths["error_vs_topology"], dpi=120)
 
-    fig = Figure(figsize=(4.2, 3.2), layout="constrained")
+    fig = Figure(figsize=(4.6, 3.4), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter([r["beta"] for r in ok], [r["eigenvalue_1"] for r in ok], c="C0")
+    for k, s in enumerate(sorted({r["seed"] for r in ok})):
+        mine = [r for r in ok if r["seed"] == s]
+        ax.scatter(
+            [r["beta"] for r in mine],
+            [r["eigenvalue_1"] for r in mine],
+            marker="osD^v<>"[k % 7],
+            label=f"seed {s}",
+        )
     ax.set_xlabel("β")
     ax.set_ylabel("top Hessian eigenvalue")
     ax.set_yscale("log")
+    ax.legend(frameon=False, fontsize="small")
     paths["top_eigenvalue_vs_beta"] = os.path.join(out, "top_eigenvalue_vs_beta.png")
     fig.savefig(paths["top_eigenvalue_vs_beta"], dpi=120)
     return paths
@@ -287,17 +324,30 @@ def main(argv=None):
     mode.add_argument("--quick", action="store_true", help="a few betas, one seed (default)")
     mode.add_argument("--full", action="store_true", help="the whole study (meant for a GPU)")
     parser.add_argument("--betas", type=float, nargs="+")
-    parser.add_argument("--lrs", type=float, nargs="+")
-    parser.add_argument("--seeds", type=int, nargs="+")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--collocation", type=int, help="residual points (initial/boundary: 1/4)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="initial weights (one run each)")
+    parser.add_argument(
+        "--optimizer",
+        choices=["lbfgs", "adam"],
+        default="lbfgs",
+        help="L-BFGS as the papers (default), or Adam over --lrs",
+    )
+    parser.add_argument("--lrs", type=float, nargs="+", help="Adam's learning rates")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="L-BFGS iterations at most (it stops at its tolerances), or "
+        "Adam steps (default: 2,000 quick, 20,000 full; Adam: 1,500 / 10,000)",
+    )
+    parser.add_argument("--collocation", type=int, help="residual points (the same for every run)")
+    parser.add_argument("--points-seed", type=int, default=0, help="seed of the points")
     parser.add_argument("--resolution3", type=int)
     parser.add_argument("--resolution4", type=int)
     parser.add_argument(
         "--span",
         type=float,
-        default=0.5,
-        help="half-width of each axis along the unit eigenvectors (default 0.5)",
+        default=2.0,
+        help="half-width of each axis along the unit eigenvectors (default 2, as Geniesse et "
+        "al.'s code)",
     )
     parser.add_argument(
         "--max-minutes",
@@ -309,9 +359,20 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join("experiments", "pinn_convection", "results"))
     args = parser.parse_args(argv)
     cfg = dict(FULL if args.full else QUICK)
-    for name in ["betas", "lrs", "seeds", "steps", "collocation", "resolution3", "resolution4"]:
+    cfg["optimizer"] = args.optimizer
+    if args.optimizer == "adam":
+        cfg["steps"] = 10000 if args.full else 1500
+        cfg["lrs"] = args.lrs or (ADAM_LRS if args.full else [1e-3])
+        cfg["optimizer_settings"] = {"betas": [0.9, 0.999], "eps": 1e-8}
+    else:
+        if args.lrs:
+            parser.error("--lrs: L-BFGS runs at lr 1 (the papers' setting); use --optimizer adam")
+        cfg["lrs"] = [tl.examples.LBFGS["lr"]]
+        cfg["optimizer_settings"] = dict(tl.examples.LBFGS)
+    for name in ["betas", "seeds", "steps", "collocation", "resolution3", "resolution4"]:
         if getattr(args, name) is not None:
             cfg[name] = getattr(args, name)
+    cfg["points_seed"] = args.points_seed
     cfg["span"] = args.span
     os.makedirs(args.out, exist_ok=True)
     started = time.perf_counter()
@@ -319,19 +380,12 @@ def main(argv=None):
     study = Study(cfg, args.out, args.device)
     runs = [(b, lr, s) for b in cfg["betas"] for lr in cfg["lrs"] for s in cfg["seeds"]]
     stopped = False
-    for beta in cfg["betas"]:
+    for i, run in enumerate(runs):
         if time.perf_counter() > deadline:
             stopped = True
             break
-        trained = study.train(beta)
-        if trained:
-            print(f"beta={beta:g}: trained {trained} runs at once", flush=True)
-    for i, run in enumerate(runs):
-        if stopped or time.perf_counter() > deadline:
-            stopped = True
-            break
         if not study.trained(*run):
-            continue
+            study.train(*run)
         row = study.landscapes(*run)
         print(
             f"[{i + 1}/{len(runs)}] beta={row['beta']:g} lr={row['lr']:g} seed={row['seed']}: "
@@ -343,7 +397,8 @@ def main(argv=None):
     rows = [row for row in rows if "error" in row]
     table = os.path.join(args.out, "results.csv")
     write_table(rows, table)
-    print(f"wrote {table} ({len(rows)} of {len(runs)} runs)")
+    write_table(summarise(rows), os.path.join(args.out, "summary.csv"))
+    print(f"wrote {table} ({len(rows)} of {len(runs)} runs) and summary.csv")
     for name, path in figures(rows, study, args.out).items():
         print(f"wrote {name}: {path}")
     seconds = time.perf_counter() - started
