@@ -134,7 +134,7 @@ def test_a_fixed_colour_scale_is_honoured():
     cmap = matplotlib.colormaps["viridis"]
     for patch in fig.axes[0].patches:
         branch = int(patch.get_gid().split("-")[1])
-        expected = cmap(norm(tree.branches.mean_loss[branch]))
+        expected = cmap(norm(tree.branches.birth[branch]))  # the loss at its minimum
         np.testing.assert_allclose(patch.get_facecolor(), expected)
     fig = tl.plot.profile(tree, vmin=1.0, vmax=3.0)
     bar = fig.axes[1]
@@ -145,7 +145,8 @@ def test_a_fixed_colour_scale_is_honoured():
     # compare: one scale over all panels
     a, b = tl.merge_tree(bowl(2)), tl.merge_tree(bowl(2, seed=1))
     fig = tl.plot.compare([a, b])
-    lows = [basin.mean_loss for t in (a, b) for basin in tl.plot.profile_layout(t)]
+    lows = [float(t.branches.birth.min()) for t in (a, b)]
+    lows += [float(t.branches.birth.max()) for t in (a, b)]
     assert fig.axes[-1].get_ylim() == pytest.approx((min(lows), max(lows)))
     assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
 
@@ -208,7 +209,8 @@ def test_profile_of_a_simplified_tree_with_two_components():
     saddles = [c for c in fig.axes[0].collections if c.get_gid() == "saddles"]
     assert sum(len(c.get_offsets()) for c in saddles) == 0
     fig = tl.plot.merge_tree(tree, threshold=0.6)
-    assert len(fig.axes[0].collections) == 2  # a red dot per minimum and no saddle
+    drawn = {c.get_gid(): len(c.get_offsets()) for c in fig.axes[0].collections}
+    assert drawn.get("minima") == 2 and "saddle" not in drawn  # a red dot per minimum
 
 
 def test_boundary_minima_are_marked_or_left_out_in_pictures():
@@ -242,5 +244,5 @@ def test_boundary_minima_are_marked_or_left_out_in_pictures():
     bars = tl.plot.diagram(tree, kind="barcode").axes[0].lines
     assert sum(line.get_gid() == "boundary-bar" for line in bars) == edge.sum()
     # the main basin's cut is stated in the figure
-    notes = [t.get_text() for t in ax.texts if t.get_gid() == "cap-note"]
-    assert notes and "quantile of the loss" in notes[0]
+    notes = [t.get_text() for t in ax.texts if t.get_gid() == "profile-notes"]
+    assert notes and "main basin cut at" in notes[0]

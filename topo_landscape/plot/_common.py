@@ -49,3 +49,97 @@ def note_nonfinite(ax: Axes, text: str) -> None:
         gid="nonfinite-note",
         bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.5},
     )
+
+
+def auto_log(*arrays) -> bool:
+    """The default loss scale: logarithmic when every finite value is positive and they span
+    two decades or more (a linear axis would squeeze everything low into its bottom), else
+    linear. One rule for every picture, so that pictures of one landscape agree."""
+    finite = np.concatenate([np.asarray(a, dtype=float).ravel() for a in arrays])
+    finite = finite[np.isfinite(finite)]
+    return bool(finite.size and finite.min() > 0 and finite.max() >= 100 * finite.min())
+
+
+def extend(values, norm: colors.Normalize) -> str:
+    """Colour-bar arrows where data lies outside the scale, and only there."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    low = bool(finite.size and finite.min() < norm.vmin * (1 - 1e-9))
+    high = bool(finite.size and finite.max() > norm.vmax * (1 + 1e-9))
+    return {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
+        (low, high), "both"
+    )
+
+
+def round_ticks(norm: colors.Normalize) -> np.ndarray:
+    """Round tick values inside a colour scale: decades (and 2, 5 between them over less than
+    three decades) on a log scale that spans a decade or more, otherwise 4 to 7 round numbers."""
+    from matplotlib import ticker
+
+    lo, hi = float(norm.vmin), float(norm.vmax)
+    if isinstance(norm, colors.LogNorm) and hi >= 10 * lo:
+        subs = (1.0, 2.0, 5.0) if hi < 1000 * lo else (1.0,)
+        ticks = ticker.LogLocator(base=10, subs=subs).tick_values(lo, hi)
+        if np.count_nonzero((ticks >= lo) & (ticks <= hi)) > 8:
+            ticks = ticker.LogLocator(base=10, subs=(1.0,), numticks=6).tick_values(lo, hi)
+    else:
+        ticks = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    eps = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+    return ticks[(ticks >= lo - eps) & (ticks <= hi + eps)]
+
+
+def tick_text(value: float) -> str:
+    """A tick label: plain and short (0.001, 20, 3e+05), never 3x10^0."""
+    return f"{value:.3g}"
+
+
+def colorbar(fig, mappable, ax, label: str, **kwargs):
+    """A colour bar with round, plainly written ticks and no minor ticks."""
+    from matplotlib import ticker
+
+    bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
+    norm = mappable.norm
+    bar.set_ticks(round_ticks(norm))
+    bar.ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: tick_text(v)))
+    bar.ax.yaxis.set_minor_locator(ticker.NullLocator())
+    return bar
+
+
+def plain_log_axis(axis) -> None:
+    """Log-scale axis ticks written plainly (0.01, 1, 100) instead of 10^k or 3x10^0."""
+    from matplotlib import ticker
+
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: tick_text(v)))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def axis_label(landscape, i: int, short: bool = False) -> str:
+    """What coordinate i of a landscape measures, with its unit: for random directions the
+    weights' norm they were scaled to, for Hessian ones a distance along a unit eigenvector,
+    with its eigenvalue. ``short``: the symbol and the eigenvalue only (see ``axes_unit``)."""
+    sub = str(i + 1).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+    meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
+    kind, norm = meta.get("kind"), meta.get("normalization", "none")
+    eigenvalues = meta.get("eigenvalues")
+    if kind == "hessian" and eigenvalues is not None and norm in ("none", None):
+        value = float(np.asarray(eigenvalues, dtype=float)[i])
+        if short:
+            return f"α{sub} (λ{sub} = {value:.3g})"
+        return f"α{sub} along eigenvector {i + 1} (λ{sub} = {value:.3g})"
+    if norm not in ("none", None) and not short:
+        return f"α{sub} (1 = the weights' norm {_UNITS[norm]})"
+    return f"α{sub}"
+
+
+_UNITS = {"filter": "per filter", "layer": "per layer", "global": "of all weights"}
+
+
+def axes_unit(landscape) -> str:
+    """One line on what the coordinates measure, for pictures whose axis labels are short."""
+    meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
+    norm = meta.get("normalization", "none")
+    if meta.get("kind") == "hessian" and norm in ("none", None):
+        return "α: distance along unit Hessian eigenvectors"
+    if norm not in ("none", None):
+        return f"α: 1 = the weights' norm {_UNITS[norm]}"
+    return ""

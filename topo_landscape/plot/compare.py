@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 
 from ..landscape import Landscape
 from ..topology.merge_tree import MergeTree
-from ._common import shared_norm
-from .profile import profile, profile_layout
+from ._common import auto_log, colorbar, shared_norm
+from .profile import profile, profile_drawing
 from .surface import _central_slice, _line, _plane
 
 
@@ -19,13 +19,17 @@ def compare(
     items: Sequence[MergeTree | Landscape],
     labels: Sequence[str] | None = None,
     *,
-    log: bool = False,
+    log: bool | None = None,
     cmap: str = "viridis",
     ncols: int | None = None,
     max_basins: int | None = None,
 ) -> Figure:
     """A grid of profiles (for MergeTrees) or surfaces (for Landscapes) on one colour scale and,
     for profiles, one loss axis: the figure for comparing checkpoints, seeds or settings.
+
+    ``log``: a logarithmic loss scale; by default when every loss is positive and they span two
+    decades or more. Profiles are coloured by the loss at each basin's minimum, on the one
+    scale.
 
     Example
     -------
@@ -46,12 +50,17 @@ def compare(
     nrows = -(-len(items) // ncols)
     fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows), layout="constrained")
     if trees:
-        layouts = [profile_layout(t, max_basins=max_basins) for t in items]
-        norm = shared_norm([[b.mean_loss for b in lay] for lay in layouts], log=log)
-        lo = min(b.floor for lay in layouts for b in lay)
-        hi = max(b.rim for lay in layouts for b in lay)
+        drawings = [profile_drawing(t, max_basins=max_basins) for t in items]
+        floors = [[b.floor for b in d.basins] for d in drawings]
+        if log is None:
+            log = auto_log(*floors, [b.rim for d in drawings for b in d.basins])
+        norm = shared_norm(floors, log=log)
+        lo = min(b.floor for d in drawings for b in d.basins)
+        hi = max(b.rim for d in drawings for b in d.basins)
     else:
         pairs = [_central_slice(x, 0, 1) if x.ndim > 1 else x.values for x in items]
+        if log is None:
+            log = auto_log(*pairs)
         norm = shared_norm(pairs, log=log)
     axes = []
     for k, item in enumerate(items):
@@ -70,7 +79,7 @@ def compare(
                 max_basins=max_basins,
             )
             if log:
-                ax.set_ylim(lo / 1.1, hi * 1.1)
+                ax.set_ylim(lo / 1.15, hi * 1.15)
             else:
                 pad = 0.04 * (hi - lo if hi > lo else 1.0)
                 ax.set_ylim(lo - pad, hi + pad)
@@ -78,8 +87,8 @@ def compare(
             _surface_into(ax, item, norm, cmap, log, title)
     from matplotlib.cm import ScalarMappable
 
-    label = "mean loss of basin" if trees else "loss"
-    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, label=label, shrink=0.9)
+    label = "loss at the basin's minimum" if trees else "loss"
+    colorbar(fig, ScalarMappable(norm=norm, cmap=cmap), axes, label, shrink=0.9)
     return fig
 
 

@@ -19,7 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
 from ..topology.merge_tree import MergeTree
-from ._common import figure_axes, note_nonfinite, shared_norm
+from ._common import auto_log, figure_axes, plain_log_axis, shared_norm
+from ._common import colorbar as _colorbar
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Basin:
 
 TOP_QUANTILE = 0.95  # main basins are drawn up to this quantile of the loss (see profile_layout)
 DRAWN_HEIGHTS = 1500  # heights per wall in a figure: finer than a figure's pixel rows
+MIN_WIDTH = 0.01  # basins narrower than this fraction of the samples are drawn this wide
+DEFAULT_THRESHOLD = 1e-3  # of the loss range: the default simplification of a drawn profile
 
 
 def profile_layout(
@@ -78,6 +81,7 @@ def profile_layout(
     threshold: float = 0.0,
     top: float | None = None,
     heights: int | None = None,
+    min_width: float = 0.0,
 ):
     """The deterministic geometry of the profile: one Basin per branch shown.
 
@@ -102,6 +106,9 @@ def profile_layout(
         Draw each wall through at most this many heights, spread evenly between its floor and
         rim (the width is exact at each of them, and between them it is the width at the lower
         one). All sample values when None.
+    min_width : float
+        Draw every basin at least this wide (in samples): a basin of fewer samples gets the
+        difference as a flat floor, so that it stays visible; its walls keep their shape.
 
     Returns
     -------
@@ -138,11 +145,18 @@ def profile_layout(
         own = sorted_values[starts[i] : starts[i + 1]]
         return own[own <= rims[i]]
 
-    # drawn width of each basin: its samples at or below its rim, nested ones included
+    # drawn width of each basin: its samples at or below its rim, nested ones included, and a
+    # floor that makes up any shortfall below min_width
     size = np.array([own_heights(i).size for i in range(len(b))], dtype=float)
+    floor_pad = np.zeros(len(b))
+    pad_below = np.zeros(len(b))  # padding in each sub-tree
     for i in np.argsort(b.size, kind="stable"):  # children (smaller) before their parents
+        floor_pad[i] = max(0.0, min_width - size[i])
+        size[i] += floor_pad[i]
+        pad_below[i] += floor_pad[i]
         if b.parent[i] >= 0:
             size[b.parent[i]] += size[i]
+            pad_below[b.parent[i]] += pad_below[i]
 
     def place(i: int, left: float) -> tuple[list, float]:
         """Basin i's outline from its left rim to its right rim, and the sum of the samples
@@ -150,7 +164,8 @@ def profile_layout(
         kids = sorted(children[i], key=lambda c: (-rims[c], int(b.minimum[c])))  # outermost first
         left_kids, right_kids = kids[0::2], kids[1::2]
         own = own_heights(i)
-        half = lambda y: 0.5 * np.searchsorted(own, y, side="right")  # noqa: E731
+        pad = floor_pad[i]
+        half = lambda y: 0.5 * (np.searchsorted(own, y, side="right") + pad)  # noqa: E731
         wall = _wall_heights(own, b.birth[i], rims[i], [rims[c] for c in kids], heights)
         total = float(own.sum())
         centre = left + half(rims[i]) + sum(size[c] for c in left_kids)
@@ -194,7 +209,9 @@ def profile_layout(
                 right=right,
                 floor=float(b.birth[i]),
                 rim=float(rims[i]),
-                mean_loss=total / size[i] if size[i] else float("nan"),
+                mean_loss=total / (size[i] - pad_below[i])
+                if size[i] > pad_below[i]
+                else float("nan"),
                 minimum_x=float(centre),
                 outline=np.array(path, dtype=float),
             )
@@ -210,12 +227,26 @@ def profile_layout(
 
 
 def main_basin_top(tree: MergeTree) -> float:
-    """Where main basins are cut by default: the ``TOP_QUANTILE`` quantile of the finite
-    values, or the highest finite saddle if that is higher."""
+    """Where main basins are cut by default: at the ``TOP_QUANTILE`` quantile of the finite
+    values, but no higher than a quarter of the structure's height above the highest saddle
+    (so that the basins fill the picture, not the box's walls) and no lower than that saddle."""
+    return _main_basin_top(tree)[0]
+
+
+def _main_basin_top(tree: MergeTree) -> tuple[float, str]:
+    """The cut and, in words, the rule that set it."""
     finite = tree.values[np.isfinite(tree.values)]
-    top = float(np.quantile(finite, TOP_QUANTILE))
+    quantile = float(np.quantile(finite, TOP_QUANTILE))
     deaths = tree.branches.death[np.isfinite(tree.branches.death)]
-    return max(top, float(deaths.max())) if deaths.size else top
+    if not deaths.size:
+        return quantile, f"the {TOP_QUANTILE:.0%} quantile of the loss"
+    highest = float(deaths.max())
+    above = highest + 0.25 * (highest - float(finite.min()))
+    if quantile <= highest:
+        return highest, "the highest saddle"
+    if above < quantile:
+        return above, "a quarter above the highest saddle"
+    return quantile, f"the {TOP_QUANTILE:.0%} quantile of the loss"
 
 
 def _wall_heights(own, floor, rim, attached, heights: int | None) -> np.ndarray:
@@ -250,8 +281,8 @@ def profile(
     tree: MergeTree,
     *,
     ax: Axes | None = None,
-    log: bool = False,
-    threshold: float = 0.0,
+    log: bool | None = None,
+    threshold: float | None = None,
     max_basins: int | None = None,
     cmap: str = "viridis",
     vmin: float | None = None,
@@ -260,28 +291,35 @@ def profile(
     markers: bool = True,
     boundary: Literal["mark", "hide"] = "mark",
     top: float | None = None,
+    min_width: float = MIN_WIDTH,
     colorbar: bool = True,
     title: str | None = None,
 ) -> Figure:
     """Draw the topological landscape profile of a merge tree.
 
     Each basin's width at a height is the number of its samples at or below it (exactly, to
-    the resolution of the figure), its depth the persistence of its branch; main basins are
-    cut at ``top`` (see :func:`profile_layout`), which the figure states.
+    the resolution of the figure), its depth the persistence of its branch. Its colour is the
+    loss at its minimum: the same quantity in every figure, so that compared figures (one
+    colour scale: ``norm``, or :func:`compare`) read alike. What the drawing leaves out or
+    changes is said in the figure: main basins cut at ``top``, basins merged by the default
+    simplification, basins widened to ``min_width``, non-finite samples.
 
     Parameters
     ----------
     tree : MergeTree
         From ``tl.merge_tree``.
     ax : matplotlib Axes, optional
-    log : bool
-        Logarithmic loss axis (and colour scale); needs positive losses.
-    threshold : float
-        Simplify away basins of persistence below it.
+    log : bool, optional
+        Logarithmic loss axis (and colour scale); needs positive losses. By default
+        logarithmic when the loss is positive and spans two decades or more.
+    threshold : float, optional
+        Merge basins of persistence below it into their parents. By default 0.1% of the loss
+        range: basins at the level of the sampling's noise, which would only crowd the
+        picture.
     max_basins : int, optional
         Show only the most persistent basins.
     cmap : str
-        Sequential colour map for the mean loss (the default's dark end is low loss).
+        Sequential colour map for the loss at each basin's minimum (dark: low).
     vmin, vmax, norm
         A fixed colour scale, so that figures that are compared share it.
     markers : bool
@@ -291,7 +329,10 @@ def profile(
         Minima on the boundary of the sampled region (they may only mean that the loss falls
         further outside it): marked hollow, or left out (merged into their parents).
     top : float, optional
-        Where main basins are cut: the 95th percentile of the loss by default.
+        Where main basins are cut (see :func:`main_basin_top` for the default).
+    min_width : float
+        Basins narrower than this fraction of the samples are drawn this wide, so that every
+        minimum shows (the walls keep their shape; the figure says how many were widened).
     colorbar : bool
     title : str, optional
 
@@ -313,14 +354,20 @@ def profile(
         raise TypeError(f"tree: expected a MergeTree (tl.merge_tree); got {type(tree).__name__}")
     if boundary not in ("mark", "hide"):
         raise ValueError(f"boundary: expected 'mark' or 'hide'; got {boundary!r}")
-    shown = tree.interior() if boundary == "hide" else tree
-    cap = main_basin_top(shown) if top is None else float(top)
-    basins = profile_layout(
-        shown, max_basins=max_basins, threshold=threshold, top=cap, heights=DRAWN_HEIGHTS
+    drawing = profile_drawing(
+        tree,
+        threshold=threshold,
+        max_basins=max_basins,
+        boundary=boundary,
+        top=top,
+        min_width=min_width,
     )
-    fig, ax = figure_axes(ax, size=(6.0, 3.6))
-    losses = [basin.mean_loss for basin in basins] + [basin.floor for basin in basins]
-    norm = shared_norm([losses], vmin=vmin, vmax=vmax, norm=norm, log=log)
+    basins, shown = drawing.basins, drawing.tree
+    if log is None:
+        log = auto_log([b.floor for b in basins], [b.rim for b in basins])
+    fig, ax = figure_axes(ax, size=(6.0, 3.8))
+    floors = [basin.floor for basin in basins]
+    norm = shared_norm([floors], vmin=vmin, vmax=vmax, norm=norm, log=log)
     colormap = _colormap(cmap)
     total = max(basin.right for basin in basins)
     for basin in basins:  # parents first: sub-basins are drawn over them
@@ -329,96 +376,166 @@ def profile(
         patch = Polygon(
             outline,
             closed=True,
-            facecolor=colormap(norm(basin.mean_loss)),
+            facecolor=colormap(norm(basin.floor)),
             edgecolor="k",
             linewidth=0.6,
             gid=f"basin-{basin.branch}",
         )
         ax.add_patch(patch)
     if markers:
-        mins = np.array([[basin.minimum_x / total, basin.floor] for basin in basins])
-        edge = shown.on_boundary[[basin.branch for basin in basins]]
-        ax.scatter(
-            mins[~edge, 0],
-            mins[~edge, 1],
-            s=14,
-            color="red",
-            zorder=3,
-            label="minimum",
-            gid="minima",
-        )
-        if edge.any():
-            ax.scatter(
-                mins[edge, 0],
-                mins[edge, 1],
-                s=18,
-                facecolor="white",
-                edgecolor="red",
-                zorder=3,
-                label="minimum on the boundary",
-                gid="boundary-minima",
-            )
-        saddles = np.array(
-            [
-                [(basin.left + basin.right) / 2 / total, basin.rim]
-                for basin in basins
-                if basin.parent >= 0
-            ]
-        ).reshape(-1, 2)
-        if len(saddles):
-            ax.scatter(
-                saddles[:, 0],
-                saddles[:, 1],
-                s=14,
-                color="orange",
-                zorder=3,
-                label="saddle",
-                gid="saddles",
-            )
-    lows = [basin.floor for basin in basins]
-    highs = [basin.rim for basin in basins]
-    lo, hi = min(lows), max(highs)
+        _mark(ax, basins, shown, total)
+    lo, hi = min(floors), max(basin.rim for basin in basins)
     if log:
         if lo <= 0:
             raise ValueError(f"log: a log axis needs positive losses; the lowest is {lo:g}")
         ax.set_yscale("log")
-        ax.set_ylim(lo / 1.1, hi * 1.1)
+        plain_log_axis(ax.yaxis)
+        ax.set_ylim(lo / 1.15, hi * 1.15)
     else:
         pad = 0.04 * (hi - lo if hi > lo else 1.0)
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlim(-0.01, 1.01)
-    ax.set_xlabel("fraction of samples")
+    ax.set_xlabel("fraction of the samples")
     ax.set_ylabel("loss")
-    above = int(np.count_nonzero(shown.values[np.isfinite(shown.values)] > cap))
-    if above:  # the rule that cut the main basins, said where it applies
-        finite = shown.values[np.isfinite(shown.values)]
-        if top is not None:
-            rule = f"loss {cap:.3g}"
-        elif cap > np.quantile(finite, TOP_QUANTILE):
-            rule = f"the highest saddle ({cap:.3g})"
-        else:
-            rule = f"the {TOP_QUANTILE:.0%} quantile of the loss ({cap:.3g})"
-        ax.text(  # bottom right: beside the floor of a basin, where profiles are empty
-            0.99,
-            0.02,
-            f"main basin cut at {rule};\n{above} samples above",
+    notes = drawing.notes()
+    if notes:  # what the drawing changed, said under the axis
+        ax.text(
+            0.0,
+            -0.2,
+            "; ".join(notes),
             transform=ax.transAxes,
-            ha="right",
-            va="bottom",
+            ha="left",
+            va="top",
             fontsize="x-small",
             color="0.3",
-            gid="cap-note",
+            wrap=True,
+            gid="profile-notes",
         )
-    missing = int(np.count_nonzero(~np.isfinite(tree.values)))
-    if missing:
-        note_nonfinite(ax, f"{missing} of {tree.values.size} samples non-finite (not drawn)")
     if colorbar:
         from matplotlib.cm import ScalarMappable
 
-        fig.colorbar(ScalarMappable(norm=norm, cmap=colormap), ax=ax, label="mean loss of basin")
+        _colorbar(fig, ScalarMappable(norm=norm, cmap=colormap), ax, "loss at the basin's minimum")
     if title:
         ax.set_title(title)
     return fig
+
+
+@dataclass(frozen=True)
+class ProfileDrawing:
+    """A profile as drawn: the layout and what was done to the tree to draw it."""
+
+    basins: list
+    tree: MergeTree  # the tree drawn (after hiding boundary minima and simplification)
+    top: float
+    top_rule: str
+    above: int  # finite samples above the cut of the main basins
+    merged: int  # basins merged by the (default) threshold
+    threshold: float
+    widened: int  # basins drawn wider than their samples
+    min_width: float
+    nonfinite: int
+
+    def notes(self) -> list[str]:
+        out = []
+        if self.above:
+            out.append(
+                f"main basin cut at {self.top_rule} ({self.top:.3g}), {self.above} samples above"
+            )
+        if self.merged:
+            out.append(
+                f"{self.merged} basin{'s' if self.merged != 1 else ''} shallower than "
+                f"{self.threshold:.3g} merged"
+            )
+        if self.widened:
+            out.append(
+                f"{self.widened} basin{'s' if self.widened != 1 else ''} narrower than "
+                f"{self.min_width:.0%} of the samples drawn that wide"
+            )
+        if self.nonfinite:
+            out.append(f"{self.nonfinite} non-finite samples not drawn")
+        return out
+
+
+def profile_drawing(
+    tree: MergeTree,
+    *,
+    threshold: float | None = None,
+    max_basins: int | None = None,
+    boundary: str = "mark",
+    top: float | None = None,
+    min_width: float = MIN_WIDTH,
+) -> ProfileDrawing:
+    """What :func:`profile` draws, with the default rules applied and counted."""
+    shown = tree.interior() if boundary == "hide" else tree
+    finite = shown.values[np.isfinite(shown.values)]
+    if threshold is None:  # the default: 0.1% of the loss range
+        threshold = DEFAULT_THRESHOLD * float(finite.max() - finite.min())
+    before = len(shown.branches)
+    if threshold > 0:
+        shown = shown.simplify(threshold)
+    merged = before - len(shown.branches)
+    if max_basins is not None:
+        shown = shown.top(max_basins)
+    cap, rule = _main_basin_top(shown) if top is None else (float(top), "the given height")
+    pad = min_width * finite.size
+    basins = profile_layout(shown, top=cap, heights=DRAWN_HEIGHTS, min_width=pad)
+    widened = sum(
+        np.count_nonzero((shown.labels == basin.branch) & np.isfinite(shown.values))
+        + sum(c.width for c in basins if c.parent == basin.branch)
+        < pad - 1e-9
+        for basin in basins
+    )
+    return ProfileDrawing(
+        basins=basins,
+        tree=shown,
+        top=cap,
+        top_rule=rule,
+        above=int(np.count_nonzero(finite > cap)),
+        merged=merged,
+        threshold=threshold,
+        widened=int(widened),
+        min_width=min_width,
+        nonfinite=int(np.count_nonzero(~np.isfinite(tree.values))),
+    )
+
+
+def _mark(ax, basins, shown, total) -> None:
+    """Minima (red; hollow on the boundary) and saddles (orange)."""
+    mins = np.array([[basin.minimum_x / total, basin.floor] for basin in basins])
+    edge = shown.on_boundary[[basin.branch for basin in basins]]
+    ax.scatter(
+        mins[~edge, 0],
+        mins[~edge, 1],
+        s=14,
+        color="red",
+        zorder=3,
+        label="minimum",
+        gid="minima",
+    )
+    if edge.any():
+        ax.scatter(
+            mins[edge, 0],
+            mins[edge, 1],
+            s=18,
+            facecolor="white",
+            edgecolor="red",
+            zorder=3,
+            label="minimum on the boundary",
+            gid="boundary-minima",
+        )
+    saddles = np.array(
+        [[(b.left + b.right) / 2 / total, b.rim] for b in basins if b.parent >= 0]
+    ).reshape(-1, 2)
+    if len(saddles):
+        ax.scatter(
+            saddles[:, 0],
+            saddles[:, 1],
+            s=14,
+            color="orange",
+            zorder=3,
+            label="saddle",
+            gid="saddles",
+        )
 
 
 def _colormap(name):

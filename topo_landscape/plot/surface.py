@@ -12,9 +12,20 @@ from matplotlib import colors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from ..landscape import Landscape
-from ._common import figure_axes, note_nonfinite, shared_norm
+from ._common import (
+    auto_log,
+    axes_unit,
+    axis_label,
+    colorbar,
+    extend,
+    figure_axes,
+    note_nonfinite,
+    plain_log_axis,
+    shared_norm,
+)
 
 Kind = Literal["contour", "heatmap", "surface3d"]
 
@@ -24,7 +35,7 @@ def surface(
     *,
     kind: Kind = "contour",
     ax: Axes | None = None,
-    log: bool = False,
+    log: bool | None = None,
     levels: int = 30,
     cmap: str = "viridis",
     vmin: float | None = None,
@@ -37,7 +48,10 @@ def surface(
     n = 1: the loss along the axis, with a +-spread band when several batches were averaged.
     n = 2: filled contours (``kind="contour"``), a heat map (``"heatmap"``) or a 3D surface
     (``"surface3d"``). n >= 3: one panel per pair of axes, each the 2D slice through the centre
-    of the others, all on one colour scale (only the first pair when ``ax`` is given).
+    of the others, all on one colour scale (only the first pair when ``ax`` is given). Axes say
+    what they measure (the weights' norm for random directions, the eigenvalue of a Hessian
+    one); missing (non-finite) values are hatched and counted; the colour bar has round ticks,
+    and arrows only where values lie beyond its ends.
 
     Parameters
     ----------
@@ -45,8 +59,9 @@ def surface(
     kind : {"contour", "heatmap", "surface3d"}
     ax : matplotlib Axes, optional
         Draw into it (a 3D Axes for ``"surface3d"``); a new Figure otherwise.
-    log : bool
-        Logarithmic loss scale.
+    log : bool, optional
+        Logarithmic loss scale. By default logarithmic when the loss is positive and spans two
+        decades or more (the rule of every picture here), else linear.
     levels : int
         Contour levels.
     cmap : str
@@ -71,6 +86,8 @@ def surface(
         raise TypeError(f"landscape: expected a Landscape; got {type(landscape).__name__}")
     if kind not in ("contour", "heatmap", "surface3d"):
         raise ValueError(f"kind: expected 'contour', 'heatmap' or 'surface3d'; got {kind!r}")
+    if log is None:
+        log = auto_log(landscape.values)
     if landscape.ndim == 1:
         fig, ax = figure_axes(ax, size=(5.0, 3.5))
         _line(ax, landscape, log)
@@ -80,12 +97,14 @@ def surface(
             pairs = pairs[:1]
         slices = [_central_slice(landscape, i, j) for i, j in pairs]
         norm = shared_norm(slices, vmin=vmin, vmax=vmax, norm=norm, log=log)
+        arrows = extend(np.concatenate([v.ravel() for v in slices]), norm)
         if ax is not None:
             fig, axes = ax.figure, [ax]
         else:
             cols = min(len(pairs), 3)
             rows = -(-len(pairs) // cols)
-            fig = Figure(figsize=(4.6 * cols, 3.8 * rows), layout="constrained")
+            wide = 5.2 if kind == "surface3d" else 4.6
+            fig = Figure(figsize=(wide * cols, 3.9 * rows), layout="constrained")
             projection = "3d" if kind == "surface3d" else None
             axes = [
                 fig.add_subplot(rows, cols, k + 1, projection=projection) for k in range(len(pairs))
@@ -93,20 +112,27 @@ def surface(
         mappable = None
         for a, (i, j), values in zip(axes, pairs, slices):
             mappable = _plane(
-                a, landscape.axes[i], landscape.axes[j], values, kind, norm, cmap, levels
+                a, landscape.axes[i], landscape.axes[j], values, kind, norm, cmap, levels, arrows
             )
+            short = kind == "surface3d"  # (3D axes have no room for long labels)
+            a.set_xlabel(axis_label(landscape, i, short), fontsize="small")
+            a.set_ylabel(axis_label(landscape, j, short), fontsize="small")
+            if not short:
+                a.xaxis.set_major_locator(MaxNLocator(nbins=4))
+                a.yaxis.set_major_locator(MaxNLocator(nbins=5))
+            headline = (
+                [f"slice through the centre ({i + 1}, {j + 1})"] if landscape.ndim > 2 else []
+            )
+            if short and axes_unit(landscape):
+                headline.append(axes_unit(landscape))
+            if headline:
+                a.set_title("\n".join(headline), fontsize="small")
             missing = int(np.count_nonzero(~np.isfinite(values)))
             if missing:
                 shown = "hatched" if kind != "surface3d" else "left out"
                 note_nonfinite(a, f"{missing} of {values.size} points non-finite ({shown})")
-            a.set_xlabel(rf"$\alpha_{{{i + 1}}}$")
-            a.set_ylabel(rf"$\alpha_{{{j + 1}}}$")
-            if landscape.ndim > 2:
-                a.set_title(f"slice through the centre ({i + 1}, {j + 1})", fontsize="small")
-        spacing = np.geomspace if isinstance(norm, colors.LogNorm) else np.linspace
-        bar = fig.colorbar(mappable, ax=axes, label="loss", format="%.3g", shrink=0.9)
-        bar.set_ticks(spacing(norm.vmin, norm.vmax, 6))
-        bar.minorticks_off()
+        pad = 0.12 if kind == "surface3d" else 0.02  # (clear of a 3D axis's z label)
+        colorbar(fig, mappable, axes, "loss", shrink=0.9, pad=pad, extend=arrows)
         ax = axes[0]
     if title:
         (fig.suptitle if landscape.ndim > 2 and len(fig.axes) > 2 else ax.set_title)(title)
@@ -145,14 +171,15 @@ def _line(ax: Axes, land: Landscape, log: bool) -> None:
             lw=0,
             label="± spread across batches",
         )
-        ax.legend(frameon=False)
-    ax.set_xlabel(r"$\alpha_1$")
+        ax.legend(frameon=False, fontsize="small")
+    ax.set_xlabel(axis_label(land, 0))
     ax.set_ylabel("loss")
     if log:
         ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
 
 
-def _plane(ax, x, y, values, kind, norm, cmap, levels):
+def _plane(ax, x, y, values, kind, norm, cmap, levels, arrows="neither"):
     shown = np.ma.masked_invalid(values.T)
     if kind != "surface3d" and shown.mask.any():  # what shows through the gaps: a hatch
         ax.add_patch(
@@ -175,7 +202,7 @@ def _plane(ax, x, y, values, kind, norm, cmap, levels):
         X, Y = np.meshgrid(x, y)
         Z = np.where(np.isfinite(values.T), values.T, np.nan)
         height = np.log10(Z) if isinstance(norm, colors.LogNorm) else Z
-        mappable = ax.plot_surface(
+        ax.plot_surface(
             X,
             Y,
             height,
@@ -185,12 +212,18 @@ def _plane(ax, x, y, values, kind, norm, cmap, levels):
             shade=False,
         )
         mappable = _scalar_mappable(cmap, norm)
-        ax.set_zlabel("log10 loss" if isinstance(norm, colors.LogNorm) else "loss")
+        ax.set_zlabel("log10 loss" if isinstance(norm, colors.LogNorm) else "loss", labelpad=12)
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):  # few ticks, labels clear of them
+            axis.set_major_locator(MaxNLocator(nbins=4))
+        for axis, pad in ((ax.xaxis, 10), (ax.yaxis, 30)):  # upright labels, clear of ticks
+            axis.set_rotate_label(False)
+            axis.labelpad = pad
+        ax.set_box_aspect(None, zoom=0.8)  # room for the labels inside the figure
     else:
         spacing = np.geomspace if isinstance(norm, colors.LogNorm) else np.linspace
         level_values = spacing(norm.vmin, norm.vmax, levels)
         mappable = ax.contourf(
-            x, y, shown, levels=level_values, cmap=cmap, norm=norm, extend="both"
+            x, y, shown, levels=level_values, cmap=cmap, norm=norm, extend=arrows
         )
         ax.contour(x, y, shown, levels=level_values[::3], colors="k", linewidths=0.4, alpha=0.5)
         ax.plot([0], [0], marker="+", color="w", ms=10, mew=1.5)
