@@ -23,6 +23,12 @@ def save(fig, name):
     print("wrote", os.path.relpath(path, HERE))
 
 
+def count(n: int, word: str) -> str:
+    """'1 minimum', '4 minima', '1 basin', '3 basins'."""
+    plural = {"minimum": "minima", "basin": "basins"}[word]
+    return f"{n} {word if n == 1 else plural}"
+
+
 def grid(n, size, lo=-2.0, hi=2.0):
     axes = [np.linspace(lo, hi, size)] * n
     return axes, np.meshgrid(*axes, indexing="ij")
@@ -37,20 +43,11 @@ def main():
         demo(tmp, resolution=41)
         land = tl.load(os.path.join(tmp, "landscape.h5"))
         land3 = tl.load(os.path.join(tmp, "landscape_hessian_3d.h5"))
+    save(tl.plot.surface(land, title="demo: filter-normalised directions"), "demo_contour.png")
+    save(tl.plot.profile(tl.merge_tree(land), title="demo: profile (2D)"), "demo_profile.png")
+    save(tl.plot.surface(land3, title="demo: top-3 Hessian directions"), "demo_hessian_slices.png")
     save(
-        tl.plot.surface(land, log=True, title="demo: filter-normalised directions"),
-        "demo_contour.png",
-    )
-    save(
-        tl.plot.profile(tl.merge_tree(land), log=True, title="demo: profile (2D)"),
-        "demo_profile.png",
-    )
-    save(
-        tl.plot.surface(land3, log=True, title="demo: top-3 Hessian directions"),
-        "demo_hessian_slices.png",
-    )
-    save(
-        tl.plot.profile(tl.merge_tree(land3), log=True, title="demo: profile (3D Hessian)"),
+        tl.plot.profile(tl.merge_tree(land3), title="demo: profile (3D Hessian)"),
         "demo_hessian_profile.png",
     )
 
@@ -60,10 +57,12 @@ def main():
     tree = tl.merge_tree(wells)
     save(tl.plot.surface(wells, title="four wells (4 minima)"), "wells_contour.png")
     save(
-        tl.plot.profile(tree, title=f"four wells: {len(tree.branches)} basins"), "wells_profile.png"
+        tl.plot.profile(tree, title=f"four wells: {count(len(tree.branches), 'basin')}"),
+        "wells_profile.png",
     )
     save(tl.plot.merge_tree(tree, title="four wells: merge tree"), "wells_merge_tree.png")
     save(tl.plot.diagram(tree, title="four wells: H0 diagram"), "wells_diagram.png")
+    save(tl.plot.diagram(tree, kind="barcode", title="four wells: barcode"), "wells_barcode.png")
 
     # 3. a funnel against a rough bowl, on one colour scale (the paper's two readings)
     axes, (x, y) = grid(2, 81, -1, 1)
@@ -71,8 +70,9 @@ def main():
     funnel = tl.Landscape(axes=axes, values=np.sqrt(r2) + 0.02 * np.cos(9 * x) * np.cos(9 * y))
     bowl = tl.Landscape(axes=axes, values=0.6 * r2 + 0.15 * np.cos(9 * x) * np.cos(9 * y) + 0.2)
     trees = [tl.merge_tree(funnel), tl.merge_tree(bowl)]
-    labels = [f"funnel: {len(t.branches)} minima" for t in trees[:1]] + [
-        f"rough bowl: {len(trees[1].branches)} minima"
+    labels = [
+        f"funnel: {count(len(trees[0].branches), 'minimum')}",
+        f"rough bowl: {count(len(trees[1].branches), 'minimum')}",
     ]
     save(tl.plot.compare(trees, labels), "funnel_vs_bowl_profiles.png")
     save(tl.plot.compare([funnel, bowl], labels), "funnel_vs_bowl_surfaces.png")
@@ -84,9 +84,29 @@ def main():
     )
     tree3 = tl.merge_tree(egg)
     save(
-        tl.plot.profile(tree3, title=f"3D double wells: {len(tree3.branches)} basins"),
+        tl.plot.profile(tree3, title=f"3D double wells: {count(len(tree3.branches), 'basin')}"),
         "egg_crate_3d_profile.png",
     )
+
+    # 5. a slope that runs out of the box: minima on its boundary, marked hollow
+    axes, (x, y) = grid(2, 61, -1, 1)
+    slope = tl.Landscape(
+        axes=axes,
+        values=1.5
+        - 1.3 * x
+        - 0.8 * np.exp(-((x - 0.2) ** 2 + (y - 0.2) ** 2) / 0.02)
+        - 0.3 * np.exp(-((x + 0.5) ** 2 + (y + 1) ** 2) / 0.02)
+        + 0.3 * y**2,
+    )
+    tree = tl.merge_tree(slope)
+    edge = int(tree.on_boundary.sum())
+    save(
+        tl.plot.profile(
+            tree, title=f"{count(len(tree.branches), 'minimum')}, {edge} on the boundary"
+        ),
+        "boundary_profile.png",
+    )
+    save(tl.plot.surface(slope, title="a slope running out of the box"), "boundary_contour.png")
 
 
 if __name__ == "__main__":

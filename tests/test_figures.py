@@ -51,7 +51,7 @@ def test_surfaces_are_readable_with_round_ticks_and_honest_arrows(make):
                 mantissa * 4, round(mantissa * 4)
             ), t
     contours = tl.plot.surface(land).axes[0].collections[0]
-    assert contours.extend == "neither"  # the scale covers the data: no arrows
+    assert contours.extend == "neither"  # the scale covers the data: no arrows (also below 0)
     fixed = tl.plot.surface(land, vmax=float(np.median(land.values)))
     assert fixed.axes[0].collections[0].extend == "max"  # data above the scale: an arrow up
 
@@ -153,3 +153,12 @@ def test_figure_checks_catch_what_they_claim_to():
     ax.text(1.5, 0.5, "outside", transform=ax.transAxes)
     found = problems(fig)
     assert any("overlap" in f for f in found) and any("outside" in f for f in found)
+
+
+def test_compared_profiles_share_one_scale_and_state_their_rules():
+    trees = [tl.merge_tree(egg_crate(2, 41)), tl.merge_tree(positive())]
+    for ncols in (1, 2):
+        fig = tl.plot.compare(trees, ["double wells", "bowl"], ncols=ncols)
+        assert_readable(fig)
+        assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
+        assert "main basin is cut" in fig.get_supxlabel().replace("\n", " ")

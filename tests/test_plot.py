@@ -145,9 +145,10 @@ def test_a_fixed_colour_scale_is_honoured():
     # compare: one scale over all panels
     a, b = tl.merge_tree(bowl(2)), tl.merge_tree(bowl(2, seed=1))
     fig = tl.plot.compare([a, b])
-    lows = [float(t.branches.birth.min()) for t in (a, b)]
-    lows += [float(t.branches.birth.max()) for t in (a, b)]
-    assert fig.axes[-1].get_ylim() == pytest.approx((min(lows), max(lows)))
+    drawings = [tl.plot.profile_drawing(t) for t in (a, b)]
+    lows = [basin.floor for d in drawings for basin in d.basins]
+    highs = [basin.rim for d in drawings for basin in d.basins]
+    assert fig.axes[-1].get_ylim() == pytest.approx((min(lows), max(highs)))
     assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
 
 

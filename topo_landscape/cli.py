@@ -40,8 +40,8 @@ def demo(
     land.save(paths["landscape.h5"])
     _report(land)
     tree = tl.merge_tree(land)
-    save("contour.png", tl.plot.surface(land, log=True, title="two spirals MLP, filter-normalised"))
-    save("profile.png", tl.plot.profile(tree, log=True, title="topological landscape profile"))
+    save("contour.png", tl.plot.surface(land, title="two spirals MLP, filter-normalised"))
+    save("profile.png", tl.plot.profile(tree, title="topological landscape profile"))
     save("diagram.png", tl.plot.diagram(tree, title="H0 persistence"))
 
     # the top-3 Hessian eigenvectors span a 3D landscape (Geniesse et al. 2024)
@@ -53,10 +53,8 @@ def demo(
     print("Hessian eigenvalues: " + ", ".join(f"{v:.3g}" for v in hdirs.eigenvalues))
     _report(land3)
     tree3 = tl.merge_tree(land3)
-    save(
-        "contour_hessian_3d.png", tl.plot.surface(land3, log=True, title="top-3 Hessian directions")
-    )
-    save("profile_hessian_3d.png", tl.plot.profile(tree3, log=True, title="3D Hessian profile"))
+    save("contour_hessian_3d.png", tl.plot.surface(land3, title="top-3 Hessian directions"))
+    save("profile_hessian_3d.png", tl.plot.profile(tree3, title="3D Hessian profile"))
     features = tree3.features()
     print(
         f"3D Hessian landscape: {features['n_minima']} minima, {features['n_saddles']} saddles, "
@@ -90,7 +88,7 @@ EXAMPLES = {
     ],
     "analyze": ["topo-landscape analyze run.h5 --json features.json --pictures figs/"],
     "plot": [
-        "topo-landscape plot run.h5 --kind profile --log --output profile.pdf",
+        "topo-landscape plot run.h5 --kind profile --scale log --output profile.pdf",
         "topo-landscape plot run.h5 --kind surface --output contour.png",
     ],
     "series": [
@@ -334,33 +332,40 @@ def _analyze(args) -> None:
         print(text)
     if args.pictures:
         os.makedirs(args.pictures, exist_ok=True)
-        log = bool(float(tree.branches.birth.min()) > 0)
-        for name, fig in [
-            ("profile.png", tl.plot.profile(tree, log=log)),
-            ("diagram.png", tl.plot.diagram(tree)),
-            ("merge_tree.png", tl.plot.merge_tree(tree)),
-            ("surface.png", tl.plot.surface(land, log=log)),
+        name = os.path.basename(args.landscape)
+        log = _scale(args)
+        for file, fig in [
+            ("profile.png", tl.plot.profile(tree, log=log, title=f"{name}: landscape profile")),
+            ("diagram.png", tl.plot.diagram(tree, title=f"{name}: H0 persistence diagram")),
+            ("merge_tree.png", tl.plot.merge_tree(tree, log=log, title=f"{name}: merge tree")),
+            ("surface.png", tl.plot.surface(land, log=log, title=f"{name}: loss")),
         ]:
-            fig.savefig(os.path.join(args.pictures, name), dpi=150)
+            fig.savefig(os.path.join(args.pictures, file), dpi=150)
         print(f"wrote pictures to {os.path.abspath(args.pictures)}")
+
+
+def _scale(args) -> bool | None:
+    """--scale as the plot functions' ``log``: None (their one automatic rule), True, False."""
+    return {"auto": None, "log": True, "linear": False}[args.scale]
 
 
 def _plot(args) -> None:
     import topo_landscape as tl
 
     land = _load(args.landscape)
+    log = _scale(args)
     if args.kind == "html":
-        tl.plot.surface_html(land, args.output, log=args.log)
+        tl.plot.surface_html(land, args.output, log=log)
     elif args.kind in ("surface", "heatmap", "surface3d"):
         kind = "contour" if args.kind == "surface" else args.kind
-        tl.plot.surface(land, kind=kind, log=args.log).savefig(args.output, dpi=150)
+        tl.plot.surface(land, kind=kind, log=log).savefig(args.output, dpi=150)
     else:
         tree = _tree(args, land)
         fig = {
-            "profile": lambda: tl.plot.profile(tree, log=args.log, max_basins=args.max_basins),
+            "profile": lambda: tl.plot.profile(tree, log=log, max_basins=args.max_basins),
             "diagram": lambda: tl.plot.diagram(tree),
             "barcode": lambda: tl.plot.diagram(tree, kind="barcode"),
-            "merge-tree": lambda: tl.plot.merge_tree(tree, max_basins=args.max_basins),
+            "merge-tree": lambda: tl.plot.merge_tree(tree, log=log, max_basins=args.max_basins),
         }[args.kind]()
         fig.savefig(args.output, dpi=150)
     print(f"wrote {os.path.abspath(args.output)}")
@@ -552,6 +557,15 @@ def _parser():
         )
         p.add_argument("--seed", type=int, default=0, help="seed of the random directions")
 
+    def scale_option(p):
+        p.add_argument(
+            "--scale",
+            choices=["auto", "log", "linear"],
+            default="auto",
+            help="the loss axis and colours: logarithmic when the loss is positive and spans "
+            "two decades (auto, as every picture of the library), or as asked",
+        )
+
     def tree_options(p):
         p.add_argument(
             "--graph",
@@ -587,6 +601,7 @@ def _parser():
     p = command("analyze", "merge tree and features of a landscape file")
     p.add_argument("landscape", nargs="?", help="a landscape file")
     tree_options(p)
+    scale_option(p)
     p.add_argument("--json", help="write the features here as JSON (default: print them)")
     p.add_argument("--pictures", help="a folder for profile, diagram, merge tree and surface")
     p = command("plot", "one picture of a landscape file")
@@ -597,7 +612,7 @@ def _parser():
         choices=PLOT_KINDS,
         help="the picture: " + ", ".join(PLOT_KINDS),
     )
-    p.add_argument("--log", action="store_true", help="logarithmic loss axis")
+    scale_option(p)
     p.add_argument(
         "--max-basins",
         type=int,

@@ -25,7 +25,7 @@ from .hessian import hessian_directions
 from .landscape import Landscape, load
 from .loss import check_loss
 from .sampling import sample
-from .topology.merge_tree import MergeTree, merge_tree
+from .topology.merge_tree import merge_tree
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
@@ -271,7 +271,7 @@ def series(
         from .plot import compare
 
         files["profiles"] = os.path.join(out, "profiles.png")
-        compare(trees, names, log=_positive(trees)).savefig(files["profiles"], dpi=120)
+        compare(trees, names).savefig(files["profiles"], dpi=120)
     return Series(names=names, table=table, landscapes=lands, trees=trees, files=files)
 
 
@@ -321,10 +321,6 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _positive(trees: list[MergeTree]) -> bool:
-    return all(float(t.branches.birth.min()) > 0 for t in trees)
-
-
 def _table(rows: list[dict]):
     try:
         import pandas as pd
@@ -354,6 +350,35 @@ def trends(rows: list[dict], features: Sequence[str]) -> Figure:
     for k, name in enumerate(features):
         ax = fig.add_subplot(nrows, cols, k + 1)
         ax.plot(x, [row.get(name, float("nan")) for row in rows], marker="o", ms=3)
-        ax.set_title(name, fontsize="small")
+        ax.set_title(feature_title(name), fontsize="small")
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize="x-small")
     return fig
+
+
+FEATURE_TITLES = {
+    "n_minima": "number of minima",
+    "n_minima_boundary": "minima on the boundary",
+    "n_minima_interior": "minima inside the box",
+    "n_saddles": "number of saddles",
+    "total_persistence": "total persistence",
+    "max_persistence": "largest persistence",
+    "mean_persistence": "mean persistence",
+    "relative_total_persistence": "total persistence / loss range",
+    "relative_max_persistence": "largest persistence / loss range",
+    "global_min": "lowest loss",
+    "global_max": "highest loss",
+    "loss_range": "loss range",
+    "loss_at_center": "loss at the centre",
+    "smad": "SMAD",
+    "smad_relative": "SMAD / loss range",
+    "persistence_entropy": "persistence entropy",
+}
+
+
+def feature_title(name: str) -> str:
+    """A feature's name as a figure says it ("n_minima" -> "number of minima")."""
+    if name in FEATURE_TITLES:
+        return FEATURE_TITLES[name]
+    if name.startswith("n_minima_above_"):
+        return f"minima above {name.rsplit('_', 1)[1]} of the loss range"
+    return name.replace("_", " ")

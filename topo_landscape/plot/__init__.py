@@ -2,7 +2,7 @@
 
 from .compare import compare, paper_style
 from .diagrams import diagram, merge_tree
-from .profile import Basin, main_basin_top, profile, profile_layout
+from .profile import Basin, main_basin_top, profile, profile_drawing, profile_layout
 from .surface import surface, surface_html
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "paper_style",
     "profile",
     "profile_layout",
+    "profile_drawing",
     "main_basin_top",
     "surface",
     "surface_html",

@@ -64,8 +64,9 @@ def extend(values, norm: colors.Normalize) -> str:
     """Colour-bar arrows where data lies outside the scale, and only there."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
-    low = bool(finite.size and finite.min() < norm.vmin * (1 - 1e-9))
-    high = bool(finite.size and finite.max() > norm.vmax * (1 + 1e-9))
+    slack = 1e-9 * max(abs(norm.vmin), abs(norm.vmax), 1e-300)
+    low = bool(finite.size and finite.min() < norm.vmin - slack)
+    high = bool(finite.size and finite.max() > norm.vmax + slack)
     return {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
         (low, high), "both"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib
@@ -51,12 +52,11 @@ def compare(
     fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows), layout="constrained")
     if trees:
         drawings = [profile_drawing(t, max_basins=max_basins) for t in items]
-        floors = [[b.floor for b in d.basins] for d in drawings]
-        if log is None:
-            log = auto_log(*floors, [b.rim for d in drawings for b in d.basins])
-        norm = shared_norm(floors, log=log)
         lo = min(b.floor for d in drawings for b in d.basins)
         hi = max(b.rim for d in drawings for b in d.basins)
+        if log is None:
+            log = auto_log([lo, hi])
+        norm = shared_norm([[lo, hi]], log=log)
     else:
         pairs = [_central_slice(x, 0, 1) if x.ndim > 1 else x.values for x in items]
         if log is None:
@@ -75,6 +75,7 @@ def compare(
                 cmap=cmap,
                 norm=norm,
                 colorbar=False,
+                notes=False,
                 title=title,
                 max_basins=max_basins,
             )
@@ -89,6 +90,15 @@ def compare(
 
     label = "loss at the basin's minimum" if trees else "loss"
     colorbar(fig, ScalarMappable(norm=norm, cmap=cmap), axes, label, shrink=0.9)
+    if trees:  # the drawing rules, once for all panels, wrapped to the figure's width
+        rules = (
+            "In each panel: the main basin is cut a quarter above its highest saddle (or at its "
+            "95% quantile); basins shallower than 0.1% of its loss range are merged, those "
+            "narrower than 1% of its samples drawn that wide; hollow minima lie on the sampled "
+            "box's boundary."
+        )
+        width = int(fig.get_figwidth() * 15)  # characters of x-small text per line
+        fig.supxlabel("\n".join(textwrap.wrap(rules, width)), fontsize="x-small", color="0.3")
     return fig
 
 

@@ -9,6 +9,7 @@ outermost. Basins are filled by their mean loss.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Literal
 
@@ -293,15 +294,17 @@ def profile(
     top: float | None = None,
     min_width: float = MIN_WIDTH,
     colorbar: bool = True,
+    notes: bool = True,
     title: str | None = None,
 ) -> Figure:
     """Draw the topological landscape profile of a merge tree.
 
     Each basin's width at a height is the number of its samples at or below it (exactly, to
     the resolution of the figure), its depth the persistence of its branch. Its colour is the
-    loss at its minimum: the same quantity in every figure, so that compared figures (one
-    colour scale: ``norm``, or :func:`compare`) read alike. What the drawing leaves out or
-    changes is said in the figure: main basins cut at ``top``, basins merged by the default
+    loss at its minimum, on the scale of the height axis (from the lowest minimum to the cut of
+    the main basin): the same quantity in every figure, so that compared figures (one colour
+    scale: ``norm``, or :func:`compare`) read alike. What the drawing leaves out or changes is
+    said in the figure: main basins cut at ``top``, basins merged by the default
     simplification, basins widened to ``min_width``, non-finite samples.
 
     Parameters
@@ -334,6 +337,8 @@ def profile(
         Basins narrower than this fraction of the samples are drawn this wide, so that every
         minimum shows (the walls keep their shape; the figure says how many were widened).
     colorbar : bool
+    notes : bool
+        Say in the axes what the drawing changed (see above).
     title : str, optional
 
     Returns
@@ -367,7 +372,9 @@ def profile(
         log = auto_log([b.floor for b in basins], [b.rim for b in basins])
     fig, ax = figure_axes(ax, size=(6.0, 3.8))
     floors = [basin.floor for basin in basins]
-    norm = shared_norm([floors], vmin=vmin, vmax=vmax, norm=norm, log=log)
+    lo, hi = min(floors), max(basin.rim for basin in basins)
+    # colours on the height axis's own scale: a basin's colour says where its floor lies
+    norm = shared_norm([[lo, hi]], vmin=vmin, vmax=vmax, norm=norm, log=log)
     colormap = _colormap(cmap)
     total = max(basin.right for basin in basins)
     for basin in basins:  # parents first: sub-basins are drawn over them
@@ -384,7 +391,6 @@ def profile(
         ax.add_patch(patch)
     if markers:
         _mark(ax, basins, shown, total)
-    lo, hi = min(floors), max(basin.rim for basin in basins)
     if log:
         if lo <= 0:
             raise ValueError(f"log: a log axis needs positive losses; the lowest is {lo:g}")
@@ -397,19 +403,18 @@ def profile(
     ax.set_xlim(-0.01, 1.01)
     ax.set_xlabel("fraction of the samples")
     ax.set_ylabel("loss")
-    notes = drawing.notes()
-    if notes:  # what the drawing changed, said under the axis
+    if notes and drawing.notes():  # what the drawing changed, said where basins rarely are
         ax.text(
-            0.0,
-            -0.2,
-            "; ".join(notes),
+            0.99,
+            0.02,
+            "\n".join(line for note in drawing.notes() for line in textwrap.wrap(note, 44)),
             transform=ax.transAxes,
-            ha="left",
-            va="top",
-            fontsize="x-small",
-            color="0.3",
-            wrap=True,
+            ha="right",
+            va="bottom",
+            fontsize="xx-small",
+            color="0.25",
             gid="profile-notes",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1.5},
         )
     if colorbar:
         from matplotlib.cm import ScalarMappable
