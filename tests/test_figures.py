@@ -162,3 +162,10 @@ def test_compared_profiles_share_one_scale_and_state_their_rules():
         assert_readable(fig)
         assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()
         assert "main basin is cut" in fig.get_supxlabel().replace("\n", " ")
+
+
+def test_colour_bar_ticks_stay_inside_a_scale_of_many_decades():
+    from topo_landscape.plot._common import round_ticks
+
+    ticks = round_ticks(colors.LogNorm(1.47e-4, 2.9e6))
+    assert ticks.min() >= 1.47e-4 and ticks.max() <= 2.9e6 and len(ticks) >= 3

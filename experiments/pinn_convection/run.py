@@ -256,8 +256,9 @@ def figures(rows, study, out):
     both = [(r, t3) for r, t3 in zip(chosen, trees3) if "4d_n_minima" in r]
     if both:
         pairs = [t for r, t3 in both for t in (t3, study.tree(r, 4))]
+        power = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
         pair_labels = [
-            f"β = {r['beta']:g} ({n}D, {r[f'{n}d_resolution']}^{n})"
+            f"β = {r['beta']:g} ({n}D, {r[f'{n}d_resolution']}{str(n).translate(power)})"
             for r, _ in both
             for n in (3, 4)
         ]
@@ -286,6 +287,8 @@ def figures(rows, study, out):
         ax.set_ylabel("relative L2 error")
         ax.set_yscale("log")
     fig.colorbar(points, ax=fig.axes, label="β")
+    seeds = sorted({r["seed"] for r in ok})
+    fig.suptitle(f"each point one run ({len(ok)} runs, seeds {', '.join(map(str, seeds))})")
     paths["error_vs_topology"] = os.path.join(out, "error_vs_topology.png")
     fig.savefig(paths["error_vs_topology"], dpi=120)
 
@@ -403,8 +406,15 @@ def main(argv=None):
         print(f"wrote {name}: {path}")
     seconds = time.perf_counter() - started
     with open(os.path.join(args.out, "config.json"), "w") as f:
+        spent = sum(r.get("train_seconds", 0) + r.get("landscape_seconds", 0) for r in rows)
         json.dump(
-            {**cfg, "device": args.device, "torch": torch.__version__, "seconds": seconds},
+            {
+                **cfg,
+                "device": args.device,
+                "torch": torch.__version__,
+                "seconds_this_call": seconds,
+                "seconds_in_runs": spent,  # training and landscapes, over every call
+            },
             f,
             indent=1,
         )

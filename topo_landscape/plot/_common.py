@@ -64,9 +64,8 @@ def extend(values, norm: colors.Normalize) -> str:
     """Colour-bar arrows where data lies outside the scale, and only there."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
-    slack = 1e-9 * max(abs(norm.vmin), abs(norm.vmax), 1e-300)
-    low = bool(finite.size and finite.min() < norm.vmin - slack)
-    high = bool(finite.size and finite.max() > norm.vmax + slack)
+    low = bool(finite.size and finite.min() < norm.vmin - 1e-9 * abs(norm.vmin))
+    high = bool(finite.size and finite.max() > norm.vmax + 1e-9 * abs(norm.vmax))
     return {(False, False): "neither", (True, False): "min", (False, True): "max"}.get(
         (low, high), "both"
     )
@@ -85,8 +84,8 @@ def round_ticks(norm: colors.Normalize) -> np.ndarray:
             ticks = ticker.LogLocator(base=10, subs=(1.0,), numticks=6).tick_values(lo, hi)
     else:
         ticks = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
-    eps = 1e-9 * max(abs(lo), abs(hi), 1e-300)
-    return ticks[(ticks >= lo - eps) & (ticks <= hi + eps)]
+    low, high = lo - 1e-9 * abs(lo), hi + 1e-9 * abs(hi)  # (each end's own rounding)
+    return ticks[(ticks >= low) & (ticks <= high)]
 
 
 def tick_text(value: float) -> str:

@@ -403,18 +403,18 @@ def profile(
     ax.set_xlim(-0.01, 1.01)
     ax.set_xlabel("fraction of the samples")
     ax.set_ylabel("loss")
-    if notes and drawing.notes():  # what the drawing changed, said where basins rarely are
-        ax.text(
-            0.99,
-            0.02,
-            "\n".join(line for note in drawing.notes() for line in textwrap.wrap(note, 44)),
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize="xx-small",
-            color="0.25",
+    if notes and drawing.notes():  # what the drawing changed, under the x axis's label
+        ax.annotate(
+            "\n".join(textwrap.wrap("; ".join(drawing.notes()) + ".", 90)),
+            xy=(0.5, 0.0),
+            xycoords=ax.xaxis.label,
+            xytext=(0, -3),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize="x-small",
+            color="0.3",
             gid="profile-notes",
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1.5},
         )
     if colorbar:
         from matplotlib.cm import ScalarMappable
