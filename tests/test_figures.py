@@ -169,3 +169,25 @@ def test_colour_bar_ticks_stay_inside_a_scale_of_many_decades():
 
     ticks = round_ticks(colors.LogNorm(1.47e-4, 2.9e6))
     assert ticks.min() >= 1.47e-4 and ticks.max() <= 2.9e6 and len(ticks) >= 3
+
+
+def test_trend_plots_read_plainly():
+    rows = [
+        {
+            "checkpoint": f"epoch{i}",
+            "index": i,
+            "n_minima": 1,
+            "total_persistence": 0.0,
+            "global_min": 0.7 - 0.2 * i,
+        }
+        for i in range(3)
+    ]
+    from topo_landscape.series import trends
+
+    fig = trends(rows, ["n_minima", "total_persistence", "global_min"])
+    assert_readable(fig)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["number of minima", "total persistence", "lowest loss"]
+    counts = fig.axes[0]
+    assert all(float(t).is_integer() for t in counts.get_yticks())
+    assert counts.get_ylim()[0] >= 0 and fig.axes[1].get_ylim()[0] == 0.0

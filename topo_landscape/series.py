@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from ._fingerprint import fingerprint
@@ -349,9 +351,16 @@ def trends(rows: list[dict], features: Sequence[str]) -> Figure:
     labels = [row["checkpoint"] for row in rows]
     for k, name in enumerate(features):
         ax = fig.add_subplot(nrows, cols, k + 1)
-        ax.plot(x, [row.get(name, float("nan")) for row in rows], marker="o", ms=3)
+        values = np.array([row.get(name, float("nan")) for row in rows], dtype=float)
+        ax.plot(x, values, marker="o", ms=3)
         ax.set_title(feature_title(name), fontsize="small")
         ax.set_xticks(x, labels, rotation=45, ha="right", fontsize="x-small")
+        if name.startswith("n_"):  # counts: whole numbers
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() == finite.max():  # a flat line: a range that reads
+            v = float(finite[0])
+            ax.set_ylim(*((0.0, max(1.0, 1.5 * v)) if v >= 0 else (1.5 * v, 0.0)))
     return fig
 
 
