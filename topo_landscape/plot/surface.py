@@ -244,12 +244,17 @@ def _scalar_mappable(cmap, norm):
 
 
 def surface_html(
-    landscape: Landscape, path: str | os.PathLike, *, log: bool = False, title: str | None = None
+    landscape: Landscape,
+    path: str | os.PathLike,
+    *,
+    log: bool | None = None,
+    title: str | None = None,
 ) -> str:
     """Write a self-contained interactive 3D surface (plotly; plotly.js embedded, no network).
 
-    n = 1 gives a line, n >= 3 the slice through the centre along the first two axes. Needs the
-    optional dependency plotly (``pip install "topo_landscape[interactive]"``).
+    n = 1 gives a line, n >= 3 the slice through the centre along the first two axes. ``log``
+    follows the rule of :func:`surface`. Needs the optional dependency plotly
+    (``pip install "topo_landscape[interactive]"``).
 
     Returns
     -------
@@ -265,6 +270,8 @@ def surface_html(
     if not isinstance(landscape, Landscape):
         raise TypeError(f"landscape: expected a Landscape; got {type(landscape).__name__}")
     path = os.fspath(path)
+    if log is None:
+        log = auto_log(landscape.values)
     if landscape.ndim == 1:
         fig = go.Figure(go.Scatter(x=landscape.axes[0], y=landscape.values, mode="lines"))
         fig.update_yaxes(type="log" if log else "linear", title="loss")
@@ -281,7 +288,9 @@ def surface_html(
         )
         fig.update_layout(
             scene=dict(
-                xaxis_title="α1", yaxis_title="α2", zaxis_title="log10 loss" if log else "loss"
+                xaxis_title=axis_label(landscape, 0),
+                yaxis_title=axis_label(landscape, 1),
+                zaxis_title="log10 loss" if log else "loss",
             )
         )
     if title:
