@@ -11,6 +11,7 @@ from .directions import Directions, random_directions
 from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
 from .loss import supervised
+from .paths import interpolation_directions, project, trajectory_directions
 from .sampling import sample
 from .series import Series, series
 from .topology import MergeTree, merge_tree, merge_tree_from_points, split_tree
@@ -24,6 +25,9 @@ __all__ = [
     "Landscape",
     "hessian_directions",
     "hessian_spectrum",
+    "interpolation_directions",
+    "project",
+    "trajectory_directions",
     "load",
     "merge_tree",
     "merge_tree_from_points",

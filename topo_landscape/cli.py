@@ -15,6 +15,7 @@ def demo(
     """Train a small classifier on built-in spirals; sample its 2D filter-normalised landscape
     and a 3D landscape along the top Hessian eigenvectors; write the landscape files, contour
     plots, profiles and the persistence diagram. Returns {file name: path}."""
+    import numpy as np
     import torch
 
     import topo_landscape as tl
@@ -24,7 +25,15 @@ def demo(
     x, y = tl.examples.two_spirals(512, seed=seed)
     model = tl.examples.mlp(2, 2, hidden=(32, 32), activation=torch.nn.Tanh)
     loss_fn = tl.supervised(torch.nn.CrossEntropyLoss())
-    history = tl.examples.train(model, loss_fn, (x, y), steps=600, lr=1e-2, seed=seed)
+    path = []  # the training path: a checkpoint every 30 steps, for its PCA directions
+
+    def keep(step, net):
+        if step % 30 == 29:
+            path.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+
+    history = tl.examples.train(
+        model, loss_fn, (x, y), steps=600, lr=1e-2, seed=seed, callback=keep
+    )
     model = model.to(device)
     batch = (x.to(device), y.to(device))
     dirs = tl.random_directions(model, n=2, normalization="filter", seed=seed)
@@ -43,6 +52,20 @@ def demo(
     save("contour.png", tl.plot.surface(land, title="two spirals MLP, filter-normalised"))
     save("profile.png", tl.plot.profile(tree, title="topological landscape profile"))
     save("diagram.png", tl.plot.diagram(tree, title="H0 persistence"))
+
+    # the training path over the plane of its two principal directions (Li et al. 2018)
+    pdirs = tl.trajectory_directions(path, n=2, model=model)
+    coords = tl.project(path, pdirs, path[-1], model=model)
+    reach = 1.2 * float(np.abs(coords).max(axis=0).max())
+    land_path = tl.sample(model, loss_fn, batch, pdirs, resolution=resolution, span=reach)
+    save(
+        "path.png",
+        tl.plot.surface(
+            land_path,
+            path=coords,
+            title="the training path",
+        ),
+    )
 
     # the top-3 Hessian eigenvectors span a 3D landscape (Geniesse et al. 2024)
     hdirs = tl.hessian_directions(model, loss_fn, batch, n=3, seed=seed)

@@ -69,19 +69,31 @@ def random_images(
 
 
 def train(
-    model: nn.Module, loss_fn, batch, *, steps: int = 500, lr: float = 1e-2, seed: int = 0
+    model: nn.Module,
+    loss_fn,
+    batch,
+    *,
+    steps: int = 500,
+    lr: float = 1e-2,
+    seed: int = 0,
+    callback=None,
 ) -> list[float]:
-    """Full-batch Adam on ``loss_fn(model, batch)``; returns the loss history. Trains in place."""
+    """Full-batch Adam on ``loss_fn(model, batch)``; returns the loss history. Trains in place.
+
+    ``callback(step, model)``, if given, is called after every step (to keep checkpoints of
+    the training path, say)."""
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     model.train()
-    for _ in range(steps):
+    for step in range(steps):
         optimizer.zero_grad()
         loss = loss_fn(model, batch)
         loss.backward()
         optimizer.step()
         history.append(float(loss.detach()))
+        if callback is not None:
+            callback(step, model)
     model.eval()
     return history
 

@@ -48,13 +48,38 @@ Mode = Literal["auto", "vmap", "loop"]
 MODES = ("auto", "vmap", "loop")
 
 
-def grid_axes(n: int, resolution, span) -> list[np.ndarray]:
-    """n symmetric axes ``linspace(-span_i, span_i, resolution_i)``; checks both arguments."""
+def grid_axes(n: int, resolution, span, bounds=None) -> list[np.ndarray]:
+    """n axes ``linspace(-span_i, span_i, resolution_i)``, or ``linspace(low_i, high_i, ...)``
+    from ``bounds``; checks the arguments."""
     resolution = _per_axis(resolution, n, "resolution")
-    span = _per_axis(span, n, "span")
     for r in resolution:
         if isinstance(r, bool) or not float(r).is_integer() or r < 2:
             raise ValueError(f"resolution: expected integers >= 2 (points per axis); got {r!r}")
+    if bounds is not None:
+        pairs = list(bounds) if isinstance(bounds, Sequence) else None
+        ok = (
+            pairs is not None
+            and len(pairs) == n
+            and all(
+                isinstance(p, Sequence)
+                and len(p) == 2
+                and all(
+                    isinstance(v, (int, float, np.integer, np.floating))
+                    and not isinstance(v, bool)
+                    and np.isfinite(v)
+                    for v in p
+                )
+                and p[0] < p[1]
+                for p in pairs
+            )
+        )
+        if not ok:
+            raise ValueError(
+                f"bounds: expected {n} pairs (low, high) with low < high, one per axis; "
+                f"got {bounds!r}"
+            )
+        return [np.linspace(float(lo), float(hi), int(r)) for (lo, hi), r in zip(pairs, resolution)]
+    span = _per_axis(span, n, "span")
     for s in span:
         if isinstance(s, bool) or not np.isfinite(s) or s <= 0:
             raise ValueError(f"span: expected positive finite numbers (half-widths); got {s!r}")
@@ -117,6 +142,7 @@ def sample(
     *,
     resolution: int | Sequence[int] = 41,
     span: float | Sequence[float] = 1.0,
+    bounds: Sequence[tuple[float, float]] | None = None,
     mode: Mode = "auto",
     chunk: int | None = None,
     device: str | torch.device | None = None,
@@ -145,6 +171,10 @@ def sample(
         n directions made for this architecture; the grid has n axes.
     resolution, span : int / float, or one per axis
         Axis i is ``linspace(-span_i, span_i, resolution_i)``.
+    bounds : sequence of (low, high), optional
+        One pair per axis instead of ``span``: axis i is ``linspace(low_i, high_i,
+        resolution_i)`` (for interpolation directions: ``[(-0.5, 1.5)]`` puts model a at 0 and
+        model b at 1 with room on both sides).
     mode : {"auto", "vmap", "loop"}
         ``"vmap"``: a chunk of points per call (torch.func). ``"loop"``: one point at a time,
         weights moved in place. ``"auto"`` times both on the first grid points and keeps the
@@ -198,7 +228,7 @@ def sample(
         raise ValueError(f"mode: expected one of {MODES}; got {mode!r}")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"chunk: expected a positive integer or None; got {chunk!r}")
-    axes = grid_axes(len(directions), resolution, span)
+    axes = grid_axes(len(directions), resolution, span, bounds)
     shape = tuple(len(a) for a in axes)
     _check_memory(shape)
     batch_list = as_batches(batches)
@@ -242,7 +272,11 @@ def sample(
             "data_sha256": data_sha256,
             "not_covered": loss_unseen + data_unseen,
         },
-        "grid": {"resolution": list(shape), "span": [float(a[-1]) for a in axes]},
+        "grid": {
+            "resolution": list(shape),
+            "span": [float(max(-a[0], a[-1])) for a in axes],
+            "bounds": [[float(a[0]), float(a[-1])] for a in axes],
+        },
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "resume": {"key": json.dumps(key, sort_keys=True)},

@@ -126,6 +126,12 @@ def axis_label(landscape, i: int, short: bool = False) -> str:
         if short:
             return f"α{sub} (λ{sub} = {value:.3g})"
         return f"α{sub} along eigenvector {i + 1} (λ{sub} = {value:.3g})"
+    if kind == "trajectory":
+        ratio = meta.get("info", {}).get("explained_variance_ratio")
+        share = "" if ratio is None else f", {float(np.asarray(ratio)[i]):.0%} of the path"
+        return f"α{sub} along PC {i + 1}{share}" if not short else f"α{sub} (PC {i + 1})"
+    if kind == "interpolation" and not short:
+        return ["α₁ (0: model a, 1: model b)", "α₂ (towards model c)"][min(i, 1)]
     if norm not in ("none", None) and not short:
         return f"α{sub} (1 = the weights' norm {_UNITS[norm]})"
     return f"α{sub}"

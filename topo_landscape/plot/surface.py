@@ -41,6 +41,7 @@ def surface(
     vmin: float | None = None,
     vmax: float | None = None,
     norm: colors.Normalize | None = None,
+    path: np.ndarray | None = None,
     title: str | None = None,
 ) -> Figure:
     """Draw a landscape.
@@ -68,6 +69,10 @@ def surface(
         A sequential colour map.
     vmin, vmax, norm
         A fixed colour scale, to share it between figures that are compared.
+    path : ndarray of shape (K, n), optional
+        Points in the grid's coordinates, drawn as a line over each panel (its projection
+        on that panel's pair of axes): a training path from :func:`tl.project`, from a circle
+        at the first to a star at the last.
     title : str, optional
 
     Returns
@@ -88,9 +93,19 @@ def surface(
         raise ValueError(f"kind: expected 'contour', 'heatmap' or 'surface3d'; got {kind!r}")
     if log is None:
         log = auto_log(landscape.values)
+    if path is not None:
+        path = np.asarray(path, dtype=float)
+        if path.ndim != 2 or path.shape[1] != landscape.ndim or not np.isfinite(path).all():
+            raise ValueError(
+                f"path: expected finite coordinates of shape (K, {landscape.ndim}); got "
+                f"shape {path.shape}"
+            )
     if landscape.ndim == 1:
         fig, ax = figure_axes(ax, size=(5.0, 3.5))
         _line(ax, landscape, log)
+        if path is not None:
+            for x in path[:, 0]:
+                ax.axvline(x, color="C1", lw=0.6, alpha=0.6)
     else:
         pairs = list(itertools.combinations(range(landscape.ndim), 2))
         if ax is not None:
@@ -127,6 +142,8 @@ def surface(
                 headline.append(axes_unit(landscape))
             if headline:
                 a.set_title("\n".join(headline), fontsize="small")
+            if path is not None and kind != "surface3d":
+                _path(a, path[:, i], path[:, j])
             missing = int(np.count_nonzero(~np.isfinite(values)))
             if missing:
                 shown = "hatched" if kind != "surface3d" else "left out"
@@ -229,6 +246,19 @@ def _plane(ax, x, y, values, kind, norm, cmap, levels, arrows="neither"):
         ax.plot([0], [0], marker="+", color="w", ms=10, mew=1.5)
         ax.set_aspect("equal")
     return mappable
+
+
+def _path(ax, x, y) -> None:
+    """A path over a panel: a line through the points, a circle at the first, a star at the
+    last; the view grows to hold it."""
+    ax.plot(x, y, color="white", lw=2.6, zorder=4)
+    ax.plot(x, y, color="C3", lw=1.2, marker=".", ms=4, zorder=5, gid="path")
+    ax.plot(x[:1], y[:1], marker="o", color="C3", mec="white", ms=7, zorder=6)
+    ax.plot(x[-1:], y[-1:], marker="*", color="C3", mec="white", ms=11, zorder=6)
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    ax.set_xlim(min(x0, x.min()), max(x1, x.max()))
+    ax.set_ylim(min(y0, y.min()), max(y1, y.max()))
 
 
 def _rgba(cmap, norm, values):
