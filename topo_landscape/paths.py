@@ -57,7 +57,7 @@ def trajectory_directions(
     >>> path = []
     >>> for step in range(5):
     ...     with torch.no_grad():
-    ...         model.weight.add_(0.1 * step)
+    ...         _ = model.weight.add_(0.1 * step)
     ...     path.append({k: v.clone() for k, v in model.state_dict().items()})
     >>> dirs = tl.trajectory_directions(path, n=1, model=model)
     >>> round(float(dirs.info["explained_variance_ratio"][0]), 6)
@@ -122,8 +122,8 @@ def project(
     >>> import torch, topo_landscape as tl
     >>> a, b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
     >>> dirs = tl.interpolation_directions(a, b)
-    >>> tl.project([a, b], dirs, a).round(6).tolist()
-    [[0.0], [1.0]]
+    >>> tl.project([a, b], dirs, a).round(6).tolist() == [[0.0], [1.0]]
+    True
     """
     if not isinstance(directions, Directions):
         raise TypeError(f"directions: expected a Directions; got {type(directions).__name__}")
