@@ -11,6 +11,7 @@ from .directions import Directions, random_directions
 from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
 from .loss import supervised
+from .metrics import metrics
 from .paths import interpolation_directions, project, trajectory_directions
 from .sampling import sample
 from .series import Series, series
@@ -31,6 +32,7 @@ __all__ = [
     "load",
     "merge_tree",
     "merge_tree_from_points",
+    "metrics",
     "random_directions",
     "sample",
     "series",

@@ -26,6 +26,7 @@ from .directions import Directions, random_directions
 from .hessian import hessian_directions
 from .landscape import Landscape, load
 from .loss import check_loss
+from .metrics import metrics
 from .sampling import sample
 from .topology.merge_tree import merge_tree
 
@@ -174,6 +175,8 @@ def series(
     Returns
     -------
     Series
+        Its table has one row per checkpoint: the topological features of its merge tree and
+        the classical summaries of :func:`tl.metrics`.
     """
     paths = checkpoint_paths(checkpoints)
     check_loss(loss_fn)
@@ -253,7 +256,7 @@ def series(
                 },
             )
         tree = merge_tree(land, graph=graph, connectivity=connectivity)
-        row = {"checkpoint": name, "index": index, **tree.features()}
+        row = {"checkpoint": name, "index": index, **tree.features(), **metrics(land)}
         eigenvalues = land.metadata.get("directions", {}).get("eigenvalues")
         if eigenvalues is not None:
             row.update({f"eigenvalue_{i + 1}": float(v) for i, v in enumerate(eigenvalues)})

@@ -41,6 +41,9 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2)) -> dict:
     - ``basin_{i}_size`` (fraction of the samples in the basin's sub-tree), ``basin_{i}_depth``
       (persistence; for the main basin, loss range of its component) and
       ``basin_{i}_mean_loss``, for the ``top`` largest basins (i = 1 is the main basin).
+    - The classical summaries (roughness, sharpness, flatness, curvature at the centre) are
+      :func:`tl.metrics` of the Landscape; ``tl.series`` and the CLI's ``analyze`` put both in
+      one row.
     - Descriptors of our own (not from the literature), for the "funnel" against "bowl"
       reading of Geniesse et al. 2024: ``main_basin_fraction`` (samples that belong to no
       sub-basin of the main one: high for a funnel) and ``relative_depth_2`` (the deepest
