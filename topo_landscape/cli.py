@@ -337,7 +337,9 @@ def _tree(args, land):
     import topo_landscape as tl
 
     tree = tl.merge_tree(land, graph=args.graph, connectivity=args.connectivity, k=args.k)
-    return tree.simplify(args.threshold) if args.threshold else tree
+    if args.threshold or args.noise is not None:
+        return tree.simplify(args.threshold, noise=args.noise)
+    return tree
 
 
 def _analyze(args) -> None:
@@ -608,6 +610,14 @@ def _parser():
             type=float,
             default=0.0,
             help="drop branches of persistence below this loss difference",
+        )
+        p.add_argument(
+            "--noise",
+            type=float,
+            default=None,
+            metavar="K",
+            help="drop branches within K standard errors of the noise over batches "
+            "(a file sampled over several batches)",
         )
 
     p = command("demo", "train a small model and draw its landscape")

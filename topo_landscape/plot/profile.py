@@ -295,6 +295,7 @@ def profile(
     min_width: float = MIN_WIDTH,
     colorbar: bool = True,
     notes: bool = True,
+    noise: float | None = None,
     title: str | None = None,
 ) -> Figure:
     """Draw the topological landscape profile of a merge tree.
@@ -338,7 +339,10 @@ def profile(
         minimum shows (the walls keep their shape; the figure says how many were widened).
     colorbar : bool
     notes : bool
-        Say in the axes what the drawing changed (see above).
+        Say under the axes what the drawing changed (see above).
+    noise : float, optional
+        Grey out the basins within ``noise`` standard errors of the evaluation's noise (see
+        ``MergeTree.significant``; needs a tree of a Landscape averaged over several batches).
     title : str, optional
 
     Returns
@@ -377,16 +381,17 @@ def profile(
     norm = shared_norm([[lo, hi]], vmin=vmin, vmax=vmax, norm=norm, log=log)
     colormap = _colormap(cmap)
     total = max(basin.right for basin in basins)
+    noisy = ~shown.significant(noise) if noise is not None else np.zeros(len(shown.branches), bool)
     for basin in basins:  # parents first: sub-basins are drawn over them
         outline = basin.outline.copy()
         outline[:, 0] /= total
         patch = Polygon(
             outline,
             closed=True,
-            facecolor=colormap(norm(basin.floor)),
-            edgecolor="k",
+            facecolor="0.85" if noisy[basin.branch] else colormap(norm(basin.floor)),
+            edgecolor="0.6" if noisy[basin.branch] else "k",
             linewidth=0.6,
-            gid=f"basin-{basin.branch}",
+            gid=f"basin-{basin.branch}" + ("-noise" if noisy[basin.branch] else ""),
         )
         ax.add_patch(patch)
     if markers:
@@ -403,9 +408,15 @@ def profile(
     ax.set_xlim(-0.01, 1.01)
     ax.set_xlabel("fraction of the samples")
     ax.set_ylabel("loss")
-    if notes and drawing.notes():  # what the drawing changed, under the x axis's label
+    said = drawing.notes()
+    if noisy.any():
+        said.append(
+            f"{int(noisy.sum())} basin{'s' if noisy.sum() != 1 else ''} within {noise:g} "
+            "standard errors of the evaluation's noise (grey)"
+        )
+    if notes and said:  # what the drawing changed, under the x axis's label
         ax.annotate(
-            "\n".join(textwrap.wrap("; ".join(drawing.notes()) + ".", 90)),
+            "\n".join(textwrap.wrap("; ".join(said) + ".", 90)),
             xy=(0.5, 0.0),
             xycoords=ax.xaxis.label,
             xytext=(0, -3),

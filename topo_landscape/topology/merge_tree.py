@@ -101,6 +101,9 @@ class MergeTree:
     boundary : ndarray of shape (N,), bool, or None
         Samples on the boundary of the sampled region: a face of the grid's box, or the convex
         hull of scattered points (see ``on_boundary``).
+    noise : ndarray of shape (N,) or None
+        The standard error of each sample's value, for trees of a Landscape averaged over
+        several batches (see ``significant``); None otherwise.
     """
 
     values: np.ndarray
@@ -112,6 +115,7 @@ class MergeTree:
     kind: Kind = "join"
     info: dict | None = None
     boundary: np.ndarray | None = None
+    noise: np.ndarray | None = None
 
     @property
     def on_boundary(self) -> np.ndarray:
@@ -154,14 +158,16 @@ class MergeTree:
         """
         return _build_graph(self)
 
-    def features(self) -> dict:
+    def features(self, **options) -> dict:
         """A flat dict of scalar topological features (see ``topology.persistence.features``)."""
         from .persistence import features
 
-        return features(self)
+        return features(self, **options)
 
-    def simplify(self, threshold: float) -> MergeTree:
-        """A new tree without the branches of persistence below ``threshold``.
+    def simplify(self, threshold: float = 0.0, *, noise: float | None = None) -> MergeTree:
+        """A new tree without the branches of persistence below ``threshold`` and, with
+        ``noise=k``, without those within k standard errors of the noise (see
+        :meth:`significant`).
 
         Each removed branch is merged into its parent: its samples join the parent's basin and
         the saddle where it met the parent is no longer a node. Persistence never decreases
@@ -170,7 +176,43 @@ class MergeTree:
         if not np.isfinite(threshold) or threshold < 0:
             raise ValueError(f"threshold: expected a finite number >= 0; got {threshold!r}")
         keep = ~(self.persistence < threshold)
+        if noise is not None:
+            if isinstance(noise, bool) or not np.isfinite(noise) or noise < 0:
+                raise ValueError(f"noise: expected a finite number >= 0; got {noise!r}")
+            keep &= self.significant(noise)
         return _reduce(self, keep)
+
+    def significant(self, k: float = 3.0) -> np.ndarray:
+        """ndarray of shape (m,), bool: the branches whose persistence stands out from the
+        noise of the evaluation: at least ``k`` standard errors of the difference between the
+        losses at their minimum and at their saddle, sqrt(se_min^2 + se_saddle^2). Essential
+        branches, and every branch a significant one merges into, count as significant.
+
+        The standard errors come from the per-point spread of the loss over batches (see
+        :func:`tl.merge_tree`); they assume the batches are independent draws, so that the
+        mean over batches has the variance of one batch divided by the effective number of
+        batches, and read the values at the minimum and the saddle as independent. The minima
+        of noise are its extremes, and with few batches the standard errors are estimates
+        themselves: ``k`` is a rule of thumb, not a test with a known false-positive rate (the
+        how-to "Tell basins from noise" measures it on pure noise).
+        """
+        if self.noise is None:
+            raise ValueError(
+                "noise: this tree has no standard errors; they come from a Landscape sampled "
+                "over several batches (its spread)"
+            )
+        if isinstance(k, bool) or not np.isfinite(k) or k < 0:
+            raise ValueError(f"k: expected a finite number >= 0; got {k!r}")
+        b = self.branches
+        se = np.where(np.isfinite(self.noise), self.noise, np.inf)
+        error = np.sqrt(
+            se[b.minimum] ** 2 + np.where(b.saddle >= 0, se[np.maximum(b.saddle, 0)] ** 2, 0)
+        )
+        keep = (b.parent < 0) | ~(self.persistence < k * error)
+        for i in np.argsort(b.size, kind="stable"):  # a sub-tree is smaller than its parent's
+            if keep[i] and b.parent[i] >= 0:
+                keep[b.parent[i]] = True
+        return keep
 
     def interior(self) -> MergeTree:
         """A new tree without the branches whose minima lie on the boundary of the sampled
@@ -409,16 +451,47 @@ def merge_tree(
         raise ValueError(f"kind: expected 'join' or 'split'; got {kind!r}")
     values = _check_values(values_nd)
     boundary = grid_boundary(values_nd.shape)
+    noise = standard_error(landscape) if isinstance(landscape, Landscape) else None
     if graph == "grid":
         offsets = grid_offsets(values_nd.ndim, connectivity)
         f, order = _ordered(values, kind)
         result = _sweep.sweep(order, shape=values_nd.shape, offsets=offsets)
         info = {"graph": "grid", "connectivity": connectivity, **center}
-        return _from_sweep(values, points, f, order, result, kind, info, boundary)
+        tree = _from_sweep(values, points, f, order, result, kind, info, boundary)
+        return replace(tree, noise=noise)
     if graph == "knn":
         tree = merge_tree_from_points(points, values, graph="knn", k=k, kind=kind, seed=seed)
-        return replace(tree, boundary=boundary, info={**tree.info, **center})  # the grid's box
+        return replace(tree, boundary=boundary, info={**tree.info, **center}, noise=noise)
     raise ValueError(f"graph: expected 'grid' or 'knn'; got {graph!r}")
+
+
+def standard_error(landscape: Landscape) -> np.ndarray | None:
+    """ndarray of shape (N,): the standard error of each value of a Landscape averaged over
+    several batches, from its spread; None for one batch.
+
+    With batch weights w (their sizes over the total), the spread s is the weighted standard
+    deviation over batches; the variance of one batch is estimated as s^2 / (1 - sum w^2), and
+    that of the weighted mean as that times sum w^2. Batch sizes come from the file's resume
+    key (equal weights over ``metadata["sampling"]["n_batches"]`` otherwise).
+    """
+    if landscape.spread is None:
+        return None
+    meta = landscape.metadata or {}
+    sizes = None
+    key = meta.get("resume", {}).get("key")
+    if isinstance(key, str):
+        import json
+
+        sizes = json.loads(key).get("batch_sizes")
+    if not sizes:
+        count = int(meta.get("sampling", {}).get("n_batches", 0))
+        sizes = [1.0] * count
+    weights = np.asarray(sizes, dtype=float)
+    if weights.size < 2:
+        return None
+    weights /= weights.sum()
+    share = float((weights**2).sum())
+    return (np.sqrt(share / (1 - share)) * landscape.spread).ravel()
 
 
 def merge_tree_from_points(

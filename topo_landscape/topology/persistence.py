@@ -10,7 +10,7 @@ from ..landscape import Landscape
 from .merge_tree import MergeTree, component_extent
 
 
-def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2)) -> dict:
+def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: float = 3.0) -> dict:
     """Scalar topological features of a landscape, one flat dict (a row of a table).
 
     Keys (``minima`` reads ``maxima`` for a split tree):
@@ -27,6 +27,9 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2)) -> dict:
       ``n_minima_above_{t}`` for each t in ``relative``: the minima whose persistence is at
       least t times the loss range, the global one included. Multiplying the loss by a constant
       leaves them unchanged, so they compare landscapes of different loss scales.
+    - With standard errors (a Landscape averaged over several batches):
+      ``n_minima_significant``, the minima whose persistence stands out from the evaluation's
+      noise by ``noise`` standard errors (see ``MergeTree.significant``).
     - The boundary of the sampled region: ``n_minima_boundary`` and ``n_minima_interior``,
       ``total_persistence_boundary`` and ``total_persistence_interior``,
       ``global_min_on_boundary``. A minimum on the boundary may only mean that the loss goes on
@@ -104,6 +107,8 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2)) -> dict:
             "global_min_on_boundary": bool(on[0]) if len(on) else False,
         }
     )
+    if tree.noise is not None:
+        out[f"n_{word}_significant"] = int(tree.significant(noise).sum())
     gaps, fractions = _smad_gaps(tree)
     usable = np.isfinite(gaps)
     smad = float(gaps[usable].mean()) if usable.any() else 0.0
