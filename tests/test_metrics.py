@@ -77,3 +77,18 @@ def test_metrics_join_the_series_table(tmp_path):
     )
     row = result.table.iloc[0] if hasattr(result.table, "iloc") else result.table[0]
     assert {"roughness", "sharpness", "flat_region_fraction", "n_minima"} <= set(row.keys())
+
+
+def test_features_of_a_landscape_are_its_tree_features_and_its_metrics():
+    a = np.linspace(-1, 1, 21)
+    values = np.add.outer(a**2, a**2) + 0.05 * np.cos(9 * np.add.outer(a, 0 * a))
+    land = tl.Landscape(axes=[a, a], values=values)
+    tree = tl.merge_tree(land)
+    row = tl.features(land)
+    expected = {**tree.features(), **tl.metrics(land)}
+    assert list(row) == list(expected)
+    np.testing.assert_array_equal(list(row.values()), list(expected.values()))  # NaN == NaN
+    assert row["n_minima"] > 1
+    simple = tree.simplify(1.0)
+    assert tl.features(land, simple)["n_minima"] == 1
+    assert "basin_2_depth" in row and "basin_2_depth" not in tl.features(land, top=1)

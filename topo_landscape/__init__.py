@@ -11,7 +11,7 @@ from .directions import Directions, random_directions
 from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
 from .loss import supervised
-from .metrics import metrics
+from .metrics import features, metrics
 from .paths import interpolation_directions, project, trajectory_directions
 from .sampling import sample
 from .series import Series, series
@@ -19,6 +19,7 @@ from .topology import MergeTree, merge_tree, merge_tree_from_points, split_tree
 
 __all__ = [
     "examples",
+    "features",
     "plot",
     "Directions",
     "HessianSpectrum",

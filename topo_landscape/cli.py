@@ -347,7 +347,7 @@ def _analyze(args) -> None:
 
     land = _load(args.landscape)
     tree = _tree(args, land)
-    features = {**tree.features(), **tl.metrics(land)}
+    features = tl.features(land, tree)
     text = _strict_json(features)
     if args.json:
         with open(args.json, "w") as f:

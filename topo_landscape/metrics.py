@@ -130,3 +130,26 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
             out[f"eigenvalue_{axis + 1}"] = value
             out[f"curvature_over_eigenvalue_{axis + 1}"] = out[name] / value if value else np.nan
     return out
+
+
+def features(landscape: Landscape, tree=None, **options) -> dict:
+    """Every scalar summary of a landscape, one flat dict (a row of a table): the topological
+    features of its merge tree (``MergeTree.features``, with ``options``) and the classical
+    :func:`metrics`.
+
+    ``tree`` is the landscape's merge tree, built with the defaults of :func:`tl.merge_tree`
+    when not given (pass your own for another graph, or a simplified tree).
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> a = np.linspace(-1, 1, 21)
+    >>> row = tl.features(tl.Landscape(axes=[a, a], values=np.add.outer(a**2, a**2)))
+    >>> row["n_minima"], round(row["roughness"], 6)
+    (1, 2.0)
+    """
+    if tree is None:
+        from .topology import merge_tree
+
+        tree = merge_tree(landscape)
+    return {**tree.features(**options), **metrics(landscape)}

@@ -26,7 +26,7 @@ from .directions import Directions, random_directions
 from .hessian import hessian_directions
 from .landscape import Landscape, load
 from .loss import check_loss
-from .metrics import metrics
+from .metrics import features as landscape_features
 from .sampling import sample
 from .topology.merge_tree import merge_tree
 
@@ -176,7 +176,7 @@ def series(
     -------
     Series
         Its table has one row per checkpoint: the topological features of its merge tree and
-        the classical summaries of :func:`tl.metrics`.
+        the classical summaries of :func:`tl.metrics` (:func:`tl.features`).
     """
     paths = checkpoint_paths(checkpoints)
     check_loss(loss_fn)
@@ -256,7 +256,7 @@ def series(
                 },
             )
         tree = merge_tree(land, graph=graph, connectivity=connectivity)
-        row = {"checkpoint": name, "index": index, **tree.features(), **metrics(land)}
+        row = {"checkpoint": name, "index": index, **landscape_features(land, tree)}
         eigenvalues = land.metadata.get("directions", {}).get("eigenvalues")
         if eigenvalues is not None:
             row.update({f"eigenvalue_{i + 1}": float(v) for i, v in enumerate(eigenvalues)})

@@ -178,7 +178,7 @@ class Study:
                 out=self.path(key, f"_{n}d_r{resolution}.h5"),
                 progress=False,
             )
-            features = {**tl.merge_tree(land).features(), **tl.metrics(land)}
+            features = tl.features(land)
             row.update({f"{n}d_{name}": value for name, value in features.items()})
             row[f"{n}d_resolution"] = resolution
             row[f"{n}d_seconds"] = land.metadata["sampling"]["seconds"]
