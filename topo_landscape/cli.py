@@ -120,6 +120,10 @@ EXAMPLES = {
         "      --directions hessian --output series/",
     ],
     "info": ["topo-landscape info run.h5", "topo-landscape info run.h5 --json"],
+    "export": [
+        "topo-landscape export run.h5 --output run.nc     # netCDF, through xarray",
+        "topo-landscape export run.h5 --output run.vtu    # for ParaView, through meshio",
+    ],
 }
 
 
@@ -424,6 +428,19 @@ def _series(args) -> None:
             print(f"wrote {name}: {os.path.abspath(path)}")
 
 
+def _export(args) -> None:
+    land = _load(args.landscape)
+    if args.output.endswith(".nc"):
+        land.to_xarray().to_netcdf(args.output)
+    elif args.output.endswith((".vtu", ".vtk")):
+        land.to_vtk(args.output)
+    else:
+        raise ValueError(
+            f"--output: expected a .nc (netCDF), .vtu or .vtk (VTK) file; got {args.output!r}"
+        )
+    print(f"wrote {os.path.abspath(args.output)}")
+
+
 def _info(args) -> None:
     land = _load(args.landscape)
     if args.json:
@@ -661,6 +678,9 @@ def _parser():
     p = command("info", "summarise a landscape file (--json: its whole record)")
     p.add_argument("landscape", nargs="?", help="a landscape file")
     p.add_argument("--json", action="store_true", help="print the full record as JSON")
+    p = command("export", "write a landscape file as netCDF (xarray) or VTK (ParaView)")
+    p.add_argument("landscape", nargs="?", help="a landscape file")
+    p.add_argument("--output", help="a .nc, .vtu or .vtk file (needs topo_landscape[export])")
     return parser, subparsers
 
 
@@ -717,6 +737,7 @@ REQUIRED = {
     "plot": ["landscape", "output"],
     "series": ["factory", "checkpoints", "output"],
     "info": ["landscape"],
+    "export": ["landscape", "output"],
 }
 
 
@@ -766,6 +787,7 @@ def _run(parser, sub, args, argv) -> int:
                 "plot": _plot,
                 "series": _series,
                 "info": _info,
+                "export": _export,
             }[args.command](args)
     except KeyboardInterrupt:
         print(f"topo-landscape {args.command}: {_interrupted(args)}", file=sys.stderr)

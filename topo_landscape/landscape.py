@@ -102,6 +102,27 @@ class Landscape:
     def n_nonfinite(self) -> int:
         return int(np.count_nonzero(~np.isfinite(self.values)))
 
+    def to_xarray(self):
+        """An ``xarray.Dataset`` of the landscape (see :func:`topo_landscape.export.to_xarray`;
+        needs xarray: ``pip install 'topo_landscape[export]'``)."""
+        from .export import to_xarray
+
+        return to_xarray(self)
+
+    @classmethod
+    def from_xarray(cls, dataset) -> Landscape:
+        """The Landscape of a Dataset made by :meth:`to_xarray` (or read back from netCDF)."""
+        from .export import from_xarray
+
+        return from_xarray(dataset)
+
+    def to_vtk(self, path: str | os.PathLike) -> None:
+        """Write a ``.vtu`` (or legacy ``.vtk``) file for ParaView, of a landscape of 1 to 3
+        dimensions (see :func:`topo_landscape.export.to_vtk`; needs meshio)."""
+        from .export import to_vtk
+
+        to_vtk(self, path)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write an HDF5 file (atomically: a partial write never replaces a good file), with the
         permissions of the process's umask, as any new file."""
