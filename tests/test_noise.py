@@ -2,6 +2,7 @@
 stand out from them (MergeTree.noise, .significant, .simplify(noise=), features, profile)."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -136,6 +137,7 @@ def test_sampled_standard_errors_equal_a_hand_computation():
     expected = spread * np.sqrt(share / (1 - share))
     tree = tl.merge_tree(land)
     np.testing.assert_allclose(tree.noise, expected.ravel(), rtol=1e-4, atol=1e-9)
+    assert tree.info["noise_batches"] == pytest.approx(1 / share)  # 36^2 / (8^2 + 12^2 + 16^2)
 
 
 def test_cli_drops_the_basins_in_the_noise(tmp_path, monkeypatch, capsys):
@@ -154,3 +156,15 @@ def test_cli_drops_the_basins_in_the_noise(tmp_path, monkeypatch, capsys):
     assert main(["analyze", "plain.h5", "--noise", "3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error: noise: this tree has no standard errors" in err[0]
+
+
+def test_few_batches_are_flagged():
+    axis, truth = two_wells(21)
+    few = tl.merge_tree(noisy_landscape(truth, axis, n_batches=4, sigma=0.01))
+    assert few.info["noise_batches"] == pytest.approx(4)
+    with pytest.warns(UserWarning, match="from 4 .effective. batches"):
+        assert few.features()["noise_batches"] == pytest.approx(4)
+    many = tl.merge_tree(noisy_landscape(truth, axis, n_batches=32, sigma=0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert many.features()["noise_batches"] == pytest.approx(32)

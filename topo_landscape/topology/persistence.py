@@ -29,7 +29,8 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: flo
       leaves them unchanged, so they compare landscapes of different loss scales.
     - With standard errors (a Landscape averaged over several batches):
       ``n_minima_significant``, the minima whose persistence stands out from the evaluation's
-      noise by ``noise`` standard errors (see ``MergeTree.significant``).
+      noise by ``noise`` standard errors (see ``MergeTree.significant``), and
+      ``noise_batches``, the effective number of batches their standard errors come from.
     - The boundary of the sampled region: ``n_minima_boundary`` and ``n_minima_interior``,
       ``total_persistence_boundary`` and ``total_persistence_interior``,
       ``global_min_on_boundary``. A minimum on the boundary may only mean that the loss goes on
@@ -109,6 +110,7 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: flo
     )
     if tree.noise is not None:
         out[f"n_{word}_significant"] = int(tree.significant(noise).sum())
+        out["noise_batches"] = float(tree.info.get("noise_batches", np.nan))
     gaps, fractions = _smad_gaps(tree)
     usable = np.isfinite(gaps)
     smad = float(gaps[usable].mean()) if usable.any() else 0.0
