@@ -7,6 +7,7 @@ functions whose minima are known, so that each picture can be checked by eye.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -43,6 +44,8 @@ def main():
         demo(tmp, resolution=41)
         land = tl.load(os.path.join(tmp, "landscape.h5"))
         land3 = tl.load(os.path.join(tmp, "landscape_hessian_3d.h5"))
+        shutil.copyfile(os.path.join(tmp, "path.png"), os.path.join(OUT, "demo_path.png"))
+        print("wrote gallery/demo_path.png (the demo's path.png)")
     save(tl.plot.surface(land, title="demo: filter-normalised directions"), "demo_contour.png")
     save(tl.plot.profile(tl.merge_tree(land), title="demo: profile (2D)"), "demo_profile.png")
     save(tl.plot.surface(land3, title="demo: top-3 Hessian directions"), "demo_hessian_slices.png")
@@ -107,6 +110,53 @@ def main():
         "boundary_profile.png",
     )
     save(tl.plot.surface(slope, title="a slope running out of the box"), "boundary_contour.png")
+
+    # 6. three two-spirals MLPs from three seeds: the line from a to b, the plane through all
+    import torch
+
+    x, y = tl.examples.two_spirals(256)
+    loss_fn = tl.supervised(torch.nn.CrossEntropyLoss())
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(tl.examples.mlp(2, 2, hidden=(32, 32)))
+        tl.examples.train(models[-1], loss_fn, (x, y), steps=300)
+    a, b, c = models
+    line = tl.interpolation_directions(a, b)
+    curve = tl.sample(a, loss_fn, (x, y), line, resolution=41, bounds=[(-0.25, 1.25)])
+    save(tl.plot.surface(curve, title="from model a to model b"), "interpolation_line.png")
+    plane = tl.interpolation_directions(a, b, c)
+    corners = np.array(list(plane.info["anchors"].values()))
+    pad = 0.25 * (corners.max(axis=0) - corners.min(axis=0))
+    bounds = list(zip(corners.min(axis=0) - pad, corners.max(axis=0) + pad))
+    land = tl.sample(a, loss_fn, (x, y), plane, resolution=41, bounds=bounds)
+    save(tl.plot.surface(land, title="the plane through three models"), "interpolation_plane.png")
+
+    # 7. two wells and noise of known variance, averaged over 32 batches: the basins that stand
+    # out from the noise, and those that do not (grey)
+    axes, (x, y) = grid(2, 41, -1, 1)
+    truth = (
+        1 - np.exp(-((x + 0.5) ** 2 + y**2) / 0.05) - 0.8 * np.exp(-((x - 0.5) ** 2 + y**2) / 0.05)
+    )
+    draws = truth + 0.1 * np.random.default_rng(0).standard_normal((32, *truth.shape))
+    noisy = tl.Landscape(
+        axes=axes,
+        values=draws.mean(axis=0),
+        spread=draws.std(axis=0),
+        metadata={"sampling": {"n_batches": 32}},
+    )
+    tree = tl.merge_tree(noisy)
+    kept = int(tree.significant(3).sum())
+    save(
+        tl.plot.profile(
+            tree,
+            threshold=0,
+            noise=3,
+            log=False,
+            title=f"two wells and noise: {kept} of {len(tree.branches)} basins stand out",
+        ),
+        "noise_profile.png",
+    )
 
 
 if __name__ == "__main__":

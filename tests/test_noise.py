@@ -112,6 +112,8 @@ def test_profile_greys_the_basins_in_the_noise():
     gids = [p.get_gid() for p in fig.axes[0].patches if (p.get_gid() or "").startswith("basin")]
     grey = [g for g in gids if g.endswith("-noise")]
     assert len(gids) - len(grey) == 2 and grey
+    (minima,) = [c for c in fig.axes[0].collections if c.get_gid() == "minima"]
+    assert len(minima.get_offsets()) == 2  # the grey basins go unmarked
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert f"{len(grey)} basins within 3 standard errors" in texts
 

@@ -104,6 +104,33 @@ def test_the_path_is_drawn_over_the_contours_in_the_grid_units():
         tl.plot.surface(land, path=np.zeros((3, 3)))
 
 
+def test_interpolation_pictures_mark_the_models():
+    from figure_checks import assert_readable
+
+    torch.manual_seed(2)
+    models = [nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)) for _ in range(3)]
+    x, y = torch.randn(32, 3), torch.randn(32, 1)
+    loss_fn = tl.supervised(nn.MSELoss())
+    plane = tl.interpolation_directions(*models)
+    land = tl.sample(
+        models[0], loss_fn, (x, y), plane, resolution=9, bounds=[(-0.5, 2.0), (-0.5, 1.5)]
+    )
+    fig = tl.plot.surface(land)
+    ax = fig.axes[0]
+    marks = {t.get_gid(): t.xy for t in ax.texts if (t.get_gid() or "").startswith("anchor-")}
+    assert marks == {f"anchor-{k}": tuple(v) for k, v in plane.info["anchors"].items()}
+    assert_readable(fig)
+    line = tl.interpolation_directions(models[0], models[1])
+    curve = tl.sample(models[0], loss_fn, (x, y), line, resolution=9, bounds=[(-0.5, 1.5)])
+    fig = tl.plot.surface(curve)
+    lines = {ln.get_gid(): ln.get_xdata()[0] for ln in fig.axes[0].lines if ln.get_gid()}
+    assert lines == {"anchor-a": 0.0, "anchor-b": 1.0}
+    assert_readable(fig)
+    # other directions draw no anchors
+    other = tl.Landscape(axes=land.axes, values=land.values)
+    assert not [t for t in tl.plot.surface(other).axes[0].texts if t.get_gid()]
+
+
 def test_bad_input_is_named():
     model = mlp()
     with pytest.raises(ValueError, match="checkpoints: expected at least two"):

@@ -394,8 +394,8 @@ def profile(
             gid=f"basin-{basin.branch}" + ("-noise" if noisy[basin.branch] else ""),
         )
         ax.add_patch(patch)
-    if markers:
-        _mark(ax, basins, shown, total)
+    if markers:  # (the basins in the noise go unmarked: their grey says it)
+        _mark(ax, [basin for basin in basins if not noisy[basin.branch]], shown, total)
     if log:
         if lo <= 0:
             raise ValueError(f"log: a log axis needs positive losses; the lowest is {lo:g}")

@@ -12,6 +12,7 @@ from matplotlib import colors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.patheffects import withStroke
 from matplotlib.ticker import MaxNLocator
 
 from ..landscape import Landscape
@@ -106,6 +107,17 @@ def surface(
         if path is not None:
             for x in path[:, 0]:
                 ax.axvline(x, color="C1", lw=0.6, alpha=0.6)
+        for name, (x,) in _anchors(landscape).items():
+            ax.axvline(x, color="0.4", lw=0.8, ls=":", gid=f"anchor-{name}")
+            ax.annotate(
+                f"model {name}",
+                xy=(x, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, -2),
+                textcoords="offset points",
+                va="top",
+                fontsize="small",
+            )
     else:
         pairs = list(itertools.combinations(range(landscape.ndim), 2))
         if ax is not None:
@@ -144,6 +156,20 @@ def surface(
                 a.set_title("\n".join(headline), fontsize="small")
             if path is not None and kind != "surface3d":
                 _path(a, path[:, i], path[:, j])
+            if kind != "surface3d":
+                for name, point in _anchors(landscape).items():
+                    a.plot(*point, marker="o", color="w", mec="k", ms=6, zorder=6)
+                    a.annotate(
+                        name,
+                        xy=point,
+                        xytext=(5, 4),
+                        textcoords="offset points",
+                        color="w",
+                        fontweight="bold",
+                        zorder=7,
+                        gid=f"anchor-{name}",
+                        path_effects=[withStroke(linewidth=2, foreground="k")],
+                    )
             missing = int(np.count_nonzero(~np.isfinite(values)))
             if missing:
                 shown = "hatched" if kind != "surface3d" else "left out"
@@ -246,6 +272,15 @@ def _plane(ax, x, y, values, kind, norm, cmap, levels, arrows="neither"):
         ax.plot([0], [0], marker="+", color="w", ms=10, mew=1.5)
         ax.set_aspect("equal")
     return mappable
+
+
+def _anchors(landscape: Landscape) -> dict:
+    """The models that interpolation directions pass through, at their coordinates."""
+    meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
+    if meta.get("kind") != "interpolation":
+        return {}
+    anchors = meta.get("info", {}).get("anchors", {})
+    return {name: point for name, point in anchors.items() if len(point) == landscape.ndim}
 
 
 def _path(ax, x, y) -> None:
