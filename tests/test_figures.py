@@ -164,6 +164,26 @@ def test_compared_profiles_share_one_scale_and_state_their_rules():
         assert "main basin is cut" in fig.get_supxlabel().replace("\n", " ")
 
 
+def test_shallow_profiles_far_apart_are_flagged_and_can_have_their_own_axes():
+    a = np.linspace(-1, 1, 21)
+    bowl = np.add.outer(a**2, a**2)
+    # three checkpoints of a training run: the loss falls by far more than any basin's depth
+    trees = [tl.merge_tree(tl.Landscape(axes=[a, a], values=1.0 + k + 0.01 * bowl)) for k in range(3)]
+    fig = tl.plot.compare(trees, ["1", "2", "3"], log=False)
+    note = fig.get_supxlabel().replace("\n", " ")
+    assert "3 of 3 panels span less than 5% of the shared loss axis" in note
+    own = tl.plot.compare(trees, ["1", "2", "3"], log=False, loss_axis="own")
+    assert_readable(own)
+    for ax, k in zip(own.axes, range(3)):
+        lo, hi = ax.get_ylim()
+        assert lo > 1.0 + k - 0.01 and hi < 1.0 + k + 0.03  # each panel around its own basin
+    assert "its own loss axis" in own.get_supxlabel().replace("\n", " ")
+    deep = [tl.merge_tree(tl.Landscape(axes=[a, a], values=bowl + k)) for k in range(2)]
+    assert "span less than" not in tl.plot.compare(deep, log=False).get_supxlabel()
+    with pytest.raises(ValueError, match="loss_axis: expected 'shared' or 'own'"):
+        tl.plot.compare(trees, loss_axis="mine")
+
+
 def test_colour_bar_ticks_stay_inside_a_scale_of_many_decades():
     from topo_landscape.plot._common import round_ticks
 

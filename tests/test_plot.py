@@ -247,3 +247,18 @@ def test_boundary_minima_are_marked_or_left_out_in_pictures():
     # the main basin's cut is stated in the figure
     notes = [t.get_text() for t in ax.texts if t.get_gid() == "profile-notes"]
     assert notes and "main basin cut at" in notes[0]
+
+
+def test_surface_draws_a_named_field():
+    a = np.linspace(-1, 1, 9)
+    loss = np.add.outer(a**2, a**2)
+    land = tl.Landscape(axes=[a, a], values=loss, fields={"loss": loss, "accuracy": 1 - loss / 2})
+    fig = tl.plot.surface(land, field="accuracy")
+    colour_bar = fig.axes[-1]
+    assert colour_bar.get_ylabel() == "accuracy"
+    (mappable,) = [c for c in fig.axes[0].collections if hasattr(c, "get_array") and c.get_array() is not None][:1]
+    assert mappable.norm.vmax == pytest.approx(1.0)  # the field's values, not the loss's
+    line = tl.Landscape(axes=[a], values=a**2, fields={"loss": a**2, "iou": 1 - a**2})
+    assert tl.plot.surface(line, field="iou").axes[0].get_ylabel() == "iou"
+    with pytest.raises(ValueError, match=r"field: expected one of \['accuracy', 'loss'\]"):
+        tl.plot.surface(land, field="acc")

@@ -7,6 +7,7 @@ import textwrap
 from collections.abc import Sequence
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
 
 from ..landscape import Landscape
@@ -24,9 +25,15 @@ def compare(
     cmap: str = "viridis",
     ncols: int | None = None,
     max_basins: int | None = None,
+    loss_axis: str = "shared",
 ) -> Figure:
     """A grid of profiles (for MergeTrees) or surfaces (for Landscapes) on one colour scale and,
     for profiles, one loss axis: the figure for comparing checkpoints, seeds or settings.
+
+    ``loss_axis="own"`` gives each profile its own loss axis (the colours still share one
+    scale): for landscapes whose basins are shallow beside the differences between them, as
+    over a training run. With the shared axis, the figure says when a panel spans less than 5%
+    of it.
 
     ``log``: a logarithmic loss scale; by default when every loss is positive and they span two
     decades or more. Profiles are coloured by the loss at each basin's minimum, on the one
@@ -47,6 +54,8 @@ def compare(
     trees = all(isinstance(x, MergeTree) for x in items)
     if not trees and not all(isinstance(x, Landscape) for x in items):
         raise TypeError("items: expected all MergeTrees (profiles) or all Landscapes (surfaces)")
+    if loss_axis not in ("shared", "own"):
+        raise ValueError(f"loss_axis: expected 'shared' or 'own'; got {loss_axis!r}")
     ncols = ncols or min(len(items), 4)
     nrows = -(-len(items) // ncols)
     fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows), layout="constrained")
@@ -79,7 +88,9 @@ def compare(
                 title=title,
                 max_basins=max_basins,
             )
-            if log:
+            if loss_axis == "own":
+                pass
+            elif log:
                 ax.set_ylim(lo / 1.15, hi * 1.15)
             else:
                 pad = 0.04 * (hi - lo if hi > lo else 1.0)
@@ -97,9 +108,31 @@ def compare(
             "narrower than 1% of its samples drawn that wide; hollow minima lie on the sampled "
             "box's boundary."
         )
+        if loss_axis == "own":
+            rules += " Each panel has its own loss axis; the colours share one scale."
+        else:
+            spans = [_span(d, log) for d in drawings]
+            whole = _span_of(lo, hi, log)
+            flat = sum(span < 0.05 * whole for span in spans)
+            if flat:
+                rules += (
+                    f" {flat} of {len(drawings)} panels span less than 5% of the shared loss "
+                    "axis (loss_axis='own' shows their shapes)."
+                )
         width = int(fig.get_figwidth() * 15)  # characters of x-small text per line
         fig.supxlabel("\n".join(textwrap.wrap(rules, width)), fontsize="x-small", color="0.3")
     return fig
+
+
+def _span_of(lo: float, hi: float, log: bool) -> float:
+    return float(np.log(hi / lo)) if log else hi - lo
+
+
+def _span(drawing, log: bool) -> float:
+    """How much of the loss axis a profile's basins take (in decades on a log axis)."""
+    lo = min(b.floor for b in drawing.basins)
+    hi = max(b.rim for b in drawing.basins)
+    return _span_of(lo, hi, log)
 
 
 def _surface_into(ax, land, norm, cmap, log, title):

@@ -43,6 +43,7 @@ def surface(
     vmax: float | None = None,
     norm: colors.Normalize | None = None,
     path: np.ndarray | None = None,
+    field: str | None = None,
     title: str | None = None,
 ) -> Figure:
     """Draw a landscape.
@@ -74,6 +75,9 @@ def surface(
         Points in the grid's coordinates, drawn as a line over each panel (its projection
         on that panel's pair of axes): a training path from :func:`tl.project`, from a circle
         at the first to a star at the last.
+    field : str, optional
+        Draw this field of the landscape (a term of a dict loss, an accuracy) instead of its
+        values; it names the colour bar.
     title : str, optional
 
     Returns
@@ -92,6 +96,14 @@ def surface(
         raise TypeError(f"landscape: expected a Landscape; got {type(landscape).__name__}")
     if kind not in ("contour", "heatmap", "surface3d"):
         raise ValueError(f"kind: expected 'contour', 'heatmap' or 'surface3d'; got {kind!r}")
+    label = "loss"
+    if field is not None:
+        if field not in landscape.fields:
+            raise ValueError(f"field: expected one of {sorted(landscape.fields)}; got {field!r}")
+        label = field
+        landscape = Landscape(
+            axes=landscape.axes, values=landscape.fields[field], metadata=landscape.metadata
+        )
     if log is None:
         log = auto_log(landscape.values)
     if path is not None:
@@ -103,7 +115,7 @@ def surface(
             )
     if landscape.ndim == 1:
         fig, ax = figure_axes(ax, size=(5.0, 3.5))
-        _line(ax, landscape, log)
+        _line(ax, landscape, log, label)
         if path is not None:
             for x in path[:, 0]:
                 ax.axvline(x, color="C1", lw=0.6, alpha=0.6)
@@ -139,7 +151,16 @@ def surface(
         mappable = None
         for a, (i, j), values in zip(axes, pairs, slices):
             mappable = _plane(
-                a, landscape.axes[i], landscape.axes[j], values, kind, norm, cmap, levels, arrows
+                a,
+                landscape.axes[i],
+                landscape.axes[j],
+                values,
+                kind,
+                norm,
+                cmap,
+                levels,
+                arrows,
+                label,
             )
             short = kind == "surface3d"  # (3D axes have no room for long labels)
             a.set_xlabel(axis_label(landscape, i, short), fontsize="small")
@@ -175,7 +196,7 @@ def surface(
                 shown = "hatched" if kind != "surface3d" else "left out"
                 note_nonfinite(a, f"{missing} of {values.size} points non-finite ({shown})")
         pad = 0.12 if kind == "surface3d" else 0.02  # (clear of a 3D axis's z label)
-        colorbar(fig, mappable, axes, "loss", shrink=0.9, pad=pad, extend=arrows)
+        colorbar(fig, mappable, axes, label, shrink=0.9, pad=pad, extend=arrows)
         ax = axes[0]
     if title:
         (fig.suptitle if landscape.ndim > 2 and len(fig.axes) > 2 else ax.set_title)(title)
@@ -189,7 +210,7 @@ def _central_slice(land: Landscape, i: int, j: int) -> np.ndarray:
     return land.values[tuple(index)]
 
 
-def _line(ax: Axes, land: Landscape, log: bool) -> None:
+def _line(ax: Axes, land: Landscape, log: bool, label: str = "loss") -> None:
     x, values = land.axes[0], land.values
     ax.plot(x, values, color="C0", lw=1.5)
     bad = ~np.isfinite(values)
@@ -216,13 +237,13 @@ def _line(ax: Axes, land: Landscape, log: bool) -> None:
         )
         ax.legend(frameon=False, fontsize="small")
     ax.set_xlabel(axis_label(land, 0))
-    ax.set_ylabel("loss")
+    ax.set_ylabel(label)
     if log:
         ax.set_yscale("log")
         plain_log_axis(ax.yaxis)
 
 
-def _plane(ax, x, y, values, kind, norm, cmap, levels, arrows="neither"):
+def _plane(ax, x, y, values, kind, norm, cmap, levels, arrows="neither", label="loss"):
     shown = np.ma.masked_invalid(values.T)
     if kind != "surface3d" and shown.mask.any():  # what shows through the gaps: a hatch
         ax.add_patch(
@@ -255,7 +276,7 @@ def _plane(ax, x, y, values, kind, norm, cmap, levels, arrows="neither"):
             shade=False,
         )
         mappable = _scalar_mappable(cmap, norm)
-        ax.set_zlabel("log10 loss" if isinstance(norm, colors.LogNorm) else "loss", labelpad=12)
+        ax.set_zlabel(f"log10 {label}" if isinstance(norm, colors.LogNorm) else label, labelpad=12)
         for axis in (ax.xaxis, ax.yaxis, ax.zaxis):  # few ticks, labels clear of them
             axis.set_major_locator(MaxNLocator(nbins=4))
         for axis, pad in ((ax.xaxis, 10), (ax.yaxis, 30)):  # upright labels, clear of ticks

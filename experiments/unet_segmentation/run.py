@@ -1,0 +1,543 @@
+"""A UNet with a CRF-RNN head over learning rates and epochs (Geniesse et al. 2024, section 4.2).
+
+For each (learning rate, seed): train the CRF-UNet (Adam, cross-entropy on three classes:
+object, background, boundary), keeping a checkpoint per epoch; then, through ``tl.series``, take
+every checkpoint's top-2 Hessian eigenvectors (unit vectors by default, or rescaled per layer as
+the paper does: ``--rescale layer``, after which they are no longer eigenvectors), sample a 2D
+landscape of the loss and of the mean IoU (a dict loss: two fields per point) at distance
+``--span`` (0.01 as the paper), and compute merge trees and features. Uses only the public API.
+
+    python experiments/unet_segmentation/run.py --quick                 # CPU, a few minutes
+    python experiments/unet_segmentation/run.py --full --device cuda
+    python experiments/unet_segmentation/run.py --data ~/data/oxford-iiit-pet --size 64
+
+The data: generated from ``--data-seed`` (animal-like blobs on textured backgrounds, with
+trimaps), or Oxford-IIIT Pet read from ``--data`` (its standard layout; nothing is downloaded).
+
+Every run is stored under OUT/runs/lr<lr>_seed<seed>/ as it goes: a checkpoint per epoch (and
+the optimiser's state), a JSON record of the epochs, and one landscape file per checkpoint.
+Calling the script again does only what is missing: training goes on from the last epoch, a
+finished landscape is read back, an interrupted one resumes. A run trained with other settings
+is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from matplotlib import colors
+from matplotlib.figure import Figure
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import crf_unet  # noqa: E402
+import segmentation_data  # noqa: E402
+
+import topo_landscape as tl  # noqa: E402
+
+QUICK = dict(
+    lrs=[1e-4, 1e-3, 1e-2],
+    seeds=[0],
+    epochs=10,
+    size=32,
+    n_train=256,
+    n_test=64,
+    eval_images=32,
+    width=8,
+    depth=3,
+    iterations=5,
+    window=7,
+    batch_size=16,
+    resolution=15,
+)
+FULL = dict(
+    lrs=[float(v) for v in np.logspace(-4, -2, 7)],
+    seeds=[0, 1, 2, 3, 4],
+    epochs=30,
+    size=128,
+    n_train=2000,
+    n_test=500,
+    eval_images=64,
+    width=32,
+    depth=4,
+    iterations=5,
+    window=11,
+    batch_size=16,
+    resolution=41,
+)
+# what a run's checkpoints depend on besides lr and seed
+TRAINING = (
+    "data",
+    "data_seed",
+    "size",
+    "n_train",
+    "n_test",
+    "width",
+    "depth",
+    "iterations",
+    "window",
+    "batch_size",
+)
+
+
+def _key(lr, seed) -> str:
+    return f"lr{lr:g}_seed{seed}"
+
+
+class Study:
+    """The runs of one configuration under ``out/runs``, each stage stored as it finishes."""
+
+    def __init__(self, cfg, out, device):
+        self.cfg, self.device = cfg, torch.device(device)
+        self.runs = os.path.join(out, "runs")
+        os.makedirs(self.runs, exist_ok=True)
+        if cfg["data"] == "generated":
+            total = cfg["n_train"] + cfg["n_test"]
+            images, masks = segmentation_data.generate(total, cfg["size"], seed=cfg["data_seed"])
+            train = images[: cfg["n_train"]], masks[: cfg["n_train"]]
+            test = images[cfg["n_train"] :], masks[cfg["n_train"] :]
+        else:
+            train = segmentation_data.load_pets(
+                cfg["data"], "trainval", cfg["size"], cfg["n_train"]
+            )
+            test = segmentation_data.load_pets(cfg["data"], "test", cfg["size"], cfg["n_test"])
+        self.train_data = tuple(t.to(self.device) for t in train)
+        self.test_data = tuple(t.to(self.device) for t in test)
+        # the landscapes' data: the first training images, one batch
+        self.eval_batch = tuple(t[: cfg["eval_images"]] for t in self.train_data)
+
+    def build(self) -> torch.nn.Module:
+        return self.architecture()().to(self.device)
+
+    def architecture(self):
+        """``build() -> model`` for ``tl.series``: a function of the architecture's settings
+        alone, so that its fingerprint (part of each landscape's key) is too."""
+        c = self.cfg
+        return functools.partial(
+            crf_unet.CRFUNet, c["width"], c["depth"], 3, c["iterations"], c["window"]
+        )
+
+    def folder(self, lr, seed) -> str:
+        return os.path.join(self.runs, _key(lr, seed))
+
+    def record(self, lr, seed) -> dict:
+        """The run's stored record (checked against this configuration), or a new one."""
+        path = os.path.join(self.folder(lr, seed), "run.json")
+        training = {k: self.cfg[k] for k in TRAINING}
+        if not os.path.exists(path):
+            return {"lr": lr, "seed": seed, **training, "epochs": {}}
+        with open(path) as f:
+            record = json.load(f)
+        stored = {k: record.get(k) for k in TRAINING}
+        if stored != training:
+            differ = {k: (stored[k], training[k]) for k in TRAINING if stored[k] != training[k]}
+            raise ValueError(
+                f"--out: {path} was trained otherwise ({differ}: stored, asked); choose "
+                "another --out"
+            )
+        return record
+
+    def checkpoint(self, lr, seed, epoch) -> str:
+        return os.path.join(self.folder(lr, seed), f"epoch{epoch:03d}.pt")
+
+    def train(self, lr, seed, deadline) -> dict:
+        """Train up to the configured epochs, from the last stored one; a checkpoint per epoch.
+        The order of the batches of epoch e depends only on (seed, e), so a resumed run takes
+        the same steps as an uninterrupted one."""
+        record = self.record(lr, seed)
+        done = len(record["epochs"])
+        if done >= self.cfg["epochs"]:
+            return record
+        os.makedirs(self.folder(lr, seed), exist_ok=True)
+        torch.manual_seed(seed)
+        model = self.build()
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        if done:
+            model.load_state_dict(torch.load(self.checkpoint(lr, seed, done), weights_only=True))
+            state = torch.load(
+                os.path.join(self.folder(lr, seed), "optimizer.pt"), weights_only=True
+            )
+            optimizer.load_state_dict(state)
+        images, masks = self.train_data
+        for epoch in range(done + 1, self.cfg["epochs"] + 1):
+            if time.perf_counter() > deadline:
+                break
+            started = time.perf_counter()
+            order = torch.randperm(
+                len(images), generator=torch.Generator().manual_seed(1000 * seed + epoch)
+            ).to(self.device)
+            losses = []
+            model.train()
+            for batch in order.split(self.cfg["batch_size"]):
+                loss = crf_unet.segmentation_loss(model, (images[batch], masks[batch]))["loss"]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append((float(loss.detach()), len(batch)))
+            model.eval()
+            train_loss = sum(v * n for v, n in losses) / sum(n for _, n in losses)
+            torch.save(model.state_dict(), self.checkpoint(lr, seed, epoch))
+            torch.save(optimizer.state_dict(), os.path.join(self.folder(lr, seed), "optimizer.pt"))
+            record["epochs"][str(epoch)] = {
+                "train_loss": train_loss,
+                "test_iou": dataset_iou(model, self.test_data),
+                "train_seconds": time.perf_counter() - started,
+            }
+            with open(os.path.join(self.folder(lr, seed), "run.json"), "w") as f:
+                json.dump(record, f, indent=1)
+        return record
+
+    def landscapes(self, lr, seed, record) -> list[dict]:
+        """Every trained epoch's landscape and features (``tl.series``: stored files are read
+        back, an interrupted one resumes); one row per epoch."""
+        epochs = sorted(int(e) for e in record["epochs"])
+        if not epochs:
+            return []
+        result = tl.series(
+            [self.checkpoint(lr, seed, e) for e in epochs],
+            self.architecture(),
+            crf_unet.segmentation_loss,
+            self.eval_batch,
+            directions="hessian",
+            n=2,
+            normalization=self.cfg["rescale"],
+            resolution=self.cfg["resolution"],
+            span=self.cfg["span"],
+            seed=seed,
+            device=self.device,
+            out=os.path.join(self.folder(lr, seed), "landscapes"),
+            progress=False,
+        )
+        table = result.table
+        table = table.to_dict("records") if hasattr(table, "to_dict") else table
+        rows = []
+        for epoch, row, land, tree in zip(epochs, table, result.landscapes, result.trees):
+            rows.append(
+                {
+                    "lr": lr,
+                    "seed": seed,
+                    "epoch": epoch,
+                    **record["epochs"][str(epoch)],
+                    "main_basin_depth": row["basin_1_depth"],
+                    "main_basin_width": basin_width(tree, self.cfg["height"]),
+                    "edge_loss": float(np.nanmean(tree.values[tree.boundary])),
+                    "mean_iou_at_center": float(land.fields["miou"].flat[tree.info["center"]]),
+                    "sampling_seconds": land.metadata["sampling"]["seconds"],
+                    **{k: v for k, v in row.items() if k not in ("checkpoint", "index")},
+                }
+            )
+        return rows
+
+
+def dataset_iou(model, data, batch: int = 64) -> float:
+    """Mean IoU over the classes of a whole data set (intersections and unions summed over
+    every image before dividing), from the model's argmax."""
+    images, masks = data
+    inter = torch.zeros(3, dtype=torch.float64)
+    union = torch.zeros(3, dtype=torch.float64)
+    with torch.no_grad():
+        for k in range(0, len(images), batch):
+            predicted = model(images[k : k + batch]).argmax(1)
+            truth = masks[k : k + batch]
+            for c in range(3):
+                p, t = predicted == c, truth == c
+                inter[c] += float((p & t).sum())
+                union[c] += float((p | t).sum())
+    present = union > 0
+    return float((inter[present] / union[present]).mean())
+
+
+def basin_width(tree, height: float) -> float:
+    """The share of the samples in the connected part, around the global minimum, of the
+    region where the loss is at most the minimum plus ``height`` (our descriptor: the main
+    basin's width at a fixed height, in the tree's neighbourhood graph)."""
+    b = tree.branches
+    level = tree.values[b.minimum[0]] + height
+    # a branch is in that part when it merged, at or below the level, into one that is; the
+    # global minimum's is (parents come before their sub-trees, which are smaller)
+    joined = np.zeros(len(b), bool)
+    joined[0] = True
+    for i in np.argsort(-b.size, kind="stable"):
+        if b.parent[i] >= 0 and b.death[i] <= level and joined[b.parent[i]]:
+            joined[i] = True
+    inside = (tree.values <= level) & joined[tree.labels]
+    return float(inside.sum() / tree.n_samples)
+
+
+SUMMARY = [
+    "train_loss",
+    "test_iou",
+    "eigenvalue_1",
+    "main_basin_depth",
+    "main_basin_width",
+    "edge_loss",
+    "n_minima",
+    "total_persistence",
+]
+
+
+def summarise(rows) -> list[dict]:
+    """One row per (lr, epoch): the mean and standard deviation over seeds."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["lr"], row["epoch"]), []).append(row)
+    out = []
+    for (lr, epoch), group in sorted(groups.items()):
+        summary = {"lr": lr, "epoch": epoch, "seeds": len(group)}
+        for column in SUMMARY:
+            values = np.array([float(r[column]) for r in group if column in r], dtype=float)
+            if values.size:
+                summary[f"{column}_mean"] = float(values.mean())
+                summary[f"{column}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        out.append(summary)
+    return out
+
+
+def write_table(rows, path):
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _lr_colours(lrs):
+    norm = colors.LogNorm(min(lrs), max(lrs)) if len(set(lrs)) > 1 else None
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    return (lambda lr: cmap(norm(lr)) if norm else cmap(0.5)), norm, cmap
+
+
+def figures(rows, study, out, cfg) -> dict:
+    """The study's figures from the rows it has; returns {name: path}."""
+    paths = {}
+    if not rows:
+        return paths
+    seed = min(r["seed"] for r in rows)
+    lrs = sorted({r["lr"] for r in rows})
+    colour, norm, cmap = _lr_colours(lrs)
+
+    # 1. profile strips: a row per learning rate, up to six epochs, one colour scale
+    epochs = sorted({r["epoch"] for r in rows if r["seed"] == seed})
+    shown = sorted({epochs[round(k)] for k in np.linspace(0, len(epochs) - 1, min(6, len(epochs)))})
+    trees, labels = [], []
+    for lr in lrs:
+        for epoch in shown:
+            path = os.path.join(study.folder(lr, seed), "landscapes", f"epoch{epoch:03d}.h5")
+            if os.path.exists(path):
+                trees.append(tl.merge_tree(tl.load(path)))
+                labels.append(f"lr {lr:.2g}, epoch {epoch}")
+    if trees:
+        fig = tl.plot.compare(trees, labels, ncols=len(shown), loss_axis="own")
+        fig.suptitle(f"2D landscapes along the top-2 Hessian directions, seed {seed}")
+        paths["profiles_over_epochs"] = os.path.join(out, "profiles_over_epochs.png")
+        fig.savefig(paths["profiles_over_epochs"], dpi=110)
+
+    # 2. basin depth and edge loss over epochs, a line per learning rate (mean over seeds)
+    summary = summarise(rows)
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    for k, (column, name) in enumerate(
+        [
+            ("main_basin_depth", "depth of the main basin"),
+            ("edge_loss", "mean loss on the grid's edge"),
+            ("test_iou", "test mean IoU"),
+        ]
+    ):
+        ax = fig.add_subplot(1, 3, k + 1)
+        for lr in lrs:
+            mine = [s for s in summary if s["lr"] == lr and f"{column}_mean" in s]
+            x = np.array([s["epoch"] for s in mine])
+            y = np.array([s[f"{column}_mean"] for s in mine])
+            e = np.array([s[f"{column}_std"] for s in mine])
+            ax.plot(x, y, color=colour(lr), marker=".", label=f"lr {lr:.2g}")
+            if any(s["seeds"] > 1 for s in mine):
+                ax.fill_between(x, y - e, y + e, color=colour(lr), alpha=0.2, lw=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        if column == "main_basin_depth" and all(
+            s[f"{column}_mean"] > 0 for s in summary if f"{column}_mean" in s
+        ):
+            ax.set_yscale("log")
+    fig.axes[-1].legend(frameon=False, fontsize="small")
+    seeds = sorted({r["seed"] for r in rows})
+    fig.suptitle(
+        f"mean over seeds {', '.join(map(str, seeds))} (band: ± one standard deviation)"
+        if len(seeds) > 1
+        else f"seed {seeds[0]}"
+    )
+    paths["depth_and_edge_over_epochs"] = os.path.join(out, "depth_and_edge_over_epochs.png")
+    fig.savefig(paths["depth_and_edge_over_epochs"], dpi=110)
+
+    # 3. test IoU against the main basin's depth, each point a checkpoint
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    points = ax.scatter(
+        [r["main_basin_depth"] for r in rows],
+        [r["test_iou"] for r in rows],
+        c=[r["lr"] for r in rows],
+        norm=norm,
+        cmap=cmap,
+        s=[8 + 40 * r["epoch"] / max(epochs) for r in rows],
+    )
+    ax.set_xscale("log")
+    ax.set_xlabel("depth of the main basin")
+    ax.set_ylabel("test mean IoU")
+    ax.set_title("each point a checkpoint (larger: later)", fontsize="small")
+    fig.colorbar(points, ax=ax, label="learning rate")
+    paths["iou_vs_depth"] = os.path.join(out, "iou_vs_depth.png")
+    fig.savefig(paths["iou_vs_depth"], dpi=110)
+
+    # 4. the loss field beside the mean-IoU field, for the best run's last epoch
+    last = max((r for r in rows if r["seed"] == seed), key=lambda r: (r["epoch"], r["test_iou"]))
+    best = max(
+        (r for r in rows if r["seed"] == seed and r["epoch"] == last["epoch"]),
+        key=lambda r: r["test_iou"],
+    )
+    land = tl.load(
+        os.path.join(study.folder(best["lr"], seed), "landscapes", f"epoch{best['epoch']:03d}.h5")
+    )
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    tl.plot.surface(land, ax=fig.add_subplot(1, 2, 1), title="loss (cross-entropy)")
+    tl.plot.surface(
+        land,
+        field="miou",
+        ax=fig.add_subplot(1, 2, 2),
+        log=False,
+        title="mean IoU (higher: better)",
+    )
+    fig.suptitle(f"lr {best['lr']:.2g}, seed {seed}, epoch {best['epoch']}: the two fields")
+    paths["loss_and_iou_fields"] = os.path.join(out, "loss_and_iou_fields.png")
+    fig.savefig(paths["loss_and_iou_fields"], dpi=110)
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="a small model on the CPU (default)")
+    mode.add_argument("--full", action="store_true", help="the whole study (meant for a GPU)")
+    parser.add_argument("--lrs", type=float, nargs="+", help="Adam's learning rates")
+    parser.add_argument("--seeds", type=int, nargs="+", help="initial weights (one run each)")
+    parser.add_argument("--epochs", type=int, help="epochs (a checkpoint after each)")
+    parser.add_argument("--data", default="generated", help="Oxford-IIIT Pet's folder")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the generated data")
+    for name, text in [
+        ("size", "image side in pixels"),
+        ("n-train", "training images"),
+        ("n-test", "test images"),
+        ("eval-images", "training images in the landscapes' batch"),
+        ("width", "UNet channels at the top level"),
+        ("depth", "UNet levels"),
+        ("iterations", "CRF mean-field iterations"),
+        ("window", "CRF window (odd)"),
+        ("batch-size", "training batch size"),
+        ("resolution", "grid points per axis"),
+    ]:
+        parser.add_argument(f"--{name}", type=int, help=text)
+    parser.add_argument(
+        "--span", type=float, default=0.01, help="half-width of each axis (0.01, the paper's)"
+    )
+    parser.add_argument(
+        "--rescale",
+        choices=["layer", "filter"],
+        help="rescale the eigenvectors to the weights' norm per layer (the paper) or filter",
+    )
+    parser.add_argument(
+        "--height",
+        type=float,
+        default=1e-3,
+        help="height above the minimum where the main basin's width is measured",
+    )
+    parser.add_argument("--max-minutes", type=float, help="start no new stage after this long")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--out", default=os.path.join("experiments", "unet_segmentation", "results")
+    )
+    args = parser.parse_args(argv)
+    cfg = dict(FULL if args.full else QUICK)
+    for name in ["lrs", "seeds", "epochs", *[k for k in QUICK if k not in ("lrs", "seeds")]]:
+        if getattr(args, name, None) is not None:
+            cfg[name] = getattr(args, name)
+    if min(cfg["lrs"]) <= 0:
+        parser.error(f"--lrs: expected positive learning rates; got {cfg['lrs']}")
+    if cfg["window"] % 2 == 0 or cfg["window"] < 3:
+        parser.error(f"--window: expected an odd number >= 3; got {cfg['window']}")
+    if cfg["size"] % 2 ** (cfg["depth"] - 1):
+        parser.error(f"--size: expected a multiple of 2^(depth - 1) = {2 ** (cfg['depth'] - 1)}")
+    cfg.update(
+        data=args.data if args.data == "generated" else os.path.abspath(args.data),
+        data_seed=args.data_seed,
+        span=args.span,
+        rescale=args.rescale,
+        height=args.height,
+    )
+    os.makedirs(args.out, exist_ok=True)
+    started = time.perf_counter()
+    deadline = math.inf if args.max_minutes is None else started + 60 * args.max_minutes
+    study = Study(cfg, args.out, args.device)
+    runs = [(lr, seed) for lr in cfg["lrs"] for seed in cfg["seeds"]]
+    rows, stopped = [], False
+    for i, (lr, seed) in enumerate(runs):
+        stopped = stopped or time.perf_counter() > deadline
+        record = study.record(lr, seed) if stopped else study.train(lr, seed, deadline)
+        stopped = stopped or time.perf_counter() > deadline
+        # after the time limit, only landscapes already stored are read back
+        mine = (
+            study.landscapes(lr, seed, record)
+            if not stopped or _all_sampled(study, lr, seed, record)
+            else []
+        )
+        rows += mine
+        last = mine[-1] if mine else {}
+        print(
+            f"[{i + 1}/{len(runs)}] lr={lr:g} seed={seed}: {len(record['epochs'])} epochs, "
+            f"test IoU {last.get('test_iou', float('nan')):.3f}, "
+            f"main basin depth {last.get('main_basin_depth', float('nan')):.3g}",
+            flush=True,
+        )
+    table = os.path.join(args.out, "results.csv")
+    write_table(rows, table)
+    write_table(summarise(rows), os.path.join(args.out, "summary.csv"))
+    print(f"wrote {table} ({len(rows)} checkpoints)")
+    for name, path in figures(rows, study, args.out, cfg).items():
+        print(f"wrote {name}: {path}")
+    seconds = time.perf_counter() - started
+    spent = sum(r.get("train_seconds", 0) for r in rows) + sum(
+        r.get("sampling_seconds", 0) for r in rows
+    )
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump(
+            {
+                **cfg,
+                "device": args.device,
+                "torch": torch.__version__,
+                "seconds_this_call": seconds,
+                "seconds_in_runs": spent,
+            },
+            f,
+            indent=1,
+        )
+    if stopped:
+        print(f"stopped at the time limit ({args.max_minutes:g} min): run again to go on")
+    print(f"done in {seconds:.0f} s")
+
+
+def _all_sampled(study, lr, seed, record) -> bool:
+    folder = os.path.join(study.folder(lr, seed), "landscapes")
+    return bool(record["epochs"]) and all(
+        os.path.exists(os.path.join(folder, f"epoch{int(e):03d}.h5")) for e in record["epochs"]
+    )
+
+
+if __name__ == "__main__":
+    main()
