@@ -14,8 +14,9 @@ fits --max-4d-seconds); on a CPU, auto mode never slower than the loop.
 Last, the cost of moving the weights between grid points in the loop, as a fraction of one
 forward pass, for a deep convolutional net with many parameter tensors (as a UNet has): the
 plain copy and n adds per tensor, one flat buffer (the moved parameters as views of one vector,
-one ``addmv`` per point), and tl.sample's loop (fused ``torch._foreach_*`` updates), whose time
-per point beyond the forward pass is the move. Aim: at most 10% of a forward pass.
+one ``addmv`` per point), fused ``torch._foreach_*`` updates, and tl.sample's loop (the moved
+parameters as views of one flat buffer, 1 + n kernels per point), whose time per point beyond
+the forward pass is the move. Aim: at most 10% of a forward pass.
 """
 
 from __future__ import annotations

@@ -168,7 +168,9 @@ def test_shallow_profiles_far_apart_are_flagged_and_can_have_their_own_axes():
     a = np.linspace(-1, 1, 21)
     bowl = np.add.outer(a**2, a**2)
     # three checkpoints of a training run: the loss falls by far more than any basin's depth
-    trees = [tl.merge_tree(tl.Landscape(axes=[a, a], values=1.0 + k + 0.01 * bowl)) for k in range(3)]
+    trees = [
+        tl.merge_tree(tl.Landscape(axes=[a, a], values=1.0 + k + 0.01 * bowl)) for k in range(3)
+    ]
     fig = tl.plot.compare(trees, ["1", "2", "3"], log=False)
     note = fig.get_supxlabel().replace("\n", " ")
     assert "3 of 3 panels span less than 5% of the shared loss axis" in note

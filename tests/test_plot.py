@@ -256,7 +256,9 @@ def test_surface_draws_a_named_field():
     fig = tl.plot.surface(land, field="accuracy")
     colour_bar = fig.axes[-1]
     assert colour_bar.get_ylabel() == "accuracy"
-    (mappable,) = [c for c in fig.axes[0].collections if hasattr(c, "get_array") and c.get_array() is not None][:1]
+    (mappable,) = [
+        c for c in fig.axes[0].collections if hasattr(c, "get_array") and c.get_array() is not None
+    ][:1]
     assert mappable.norm.vmax == pytest.approx(1.0)  # the field's values, not the loss's
     line = tl.Landscape(axes=[a], values=a**2, fields={"loss": a**2, "iou": 1 - a**2})
     assert tl.plot.surface(line, field="iou").axes[0].get_ylabel() == "iou"

@@ -174,6 +174,7 @@ def test_mean_iou_by_hand():
 # --- the study -----------------------------------------------------------------------------------
 
 FIGURES = [
+    "data_examples.png",
     "profiles_over_epochs.png",
     "depth_and_edge_over_epochs.png",
     "iou_vs_depth.png",

@@ -94,13 +94,13 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 @contextlib.contextmanager
-def preserved(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+def preserved(model: nn.Module, host: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Restore parameters, buffers, ``.grad``, ``requires_grad`` and train/eval modes on exit.
 
-    Holds one copy of the weights and buffers and yields the weights' copy ({name: tensor}, not
-    to be modified) so that callers need no second one. On any exit (return, exception,
-    KeyboardInterrupt) every tensor is copied back in place, so references users hold to the
-    parameters stay valid.
+    Holds one copy of the weights and buffers (in host memory with ``host=True``, to leave the
+    device's to the work) and yields the weights' copy ({name: tensor}, not to be modified) so
+    that callers need no second one. On any exit (return, exception, KeyboardInterrupt) every
+    tensor is copied back in place, so references users hold to the parameters stay valid.
     """
     # every attribute that holds a tensor, so that each alias gets its own object back even if
     # a transform (torch.func.functional_call, for one) left another tensor in its place
@@ -110,10 +110,14 @@ def preserved(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
         for table in (m._parameters, m._buffers)
         for key, t in table.items()
     ]
-    saved = {name: p.detach().clone() for name, p in model.named_parameters()}
+
+    def keep(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().to("cpu", copy=True) if host else t.detach().clone()
+
+    saved = {name: keep(p) for name, p in model.named_parameters()}
     params = dict(model.named_parameters())
     state = [(params[name], t) for name, t in saved.items()]
-    state += [(b, b.detach().clone()) for b in model.buffers()]
+    state += [(b, keep(b)) for b in model.buffers()]
     requires_grad = [(p, p.requires_grad) for p in model.parameters()]
     grads = [(p, p.grad) for p in model.parameters()]
     modes = [(m, m.training) for m in model.modules()]

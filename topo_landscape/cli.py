@@ -108,6 +108,8 @@ EXAMPLES = {
         "topo-landscape sample --factory nets.py:make --checkpoint ckpt.pt \\\n"
         "      --directions hessian --n 3 --output run.h5",
         "topo-landscape sample --config sample.toml          # the same options from a file",
+        "torchrun --nproc_per_node 4 -m topo_landscape.cli sample --factory nets.py:make \\\n"
+        "      --device cuda --autocast bf16 --output run.h5    # one GPU per process",
     ],
     "analyze": ["topo-landscape analyze run.h5 --json features.json --pictures figs/"],
     "plot": [
@@ -258,12 +260,16 @@ def _sample(args) -> None:
     from topo_landscape.series import axis_spans, load_checkpoint
 
     args.device = _device(args.device)
+    rank, args.device = _torchrun(args.device)
+    say = print if rank == 0 else lambda *_, **__: None  # one process reports
     model, loss_fn, batches = _built(args.factory)
     if args.checkpoint:
         load_checkpoint(model, args.checkpoint)
     if args.device:
         model = model.to(args.device)
-    if args.directions == "hessian":
+    if rank > 0:  # the directions come from rank 0
+        dirs = _broadcast(None, args.device)
+    elif args.directions == "hessian":
         dirs = tl.hessian_directions(
             model,
             loss_fn,
@@ -272,7 +278,7 @@ def _sample(args) -> None:
             seed=args.seed,
             normalization=args.normalization if args.normalize_hessian else None,
         )
-        print(
+        say(
             f"hessian: top-{args.n} eigenvalues "
             + ", ".join(f"{v:.4g}" for v in dirs.eigenvalues)
             + f" ({dirs.info.get('hvp_calls', '?')} Hessian-vector products)"
@@ -281,9 +287,11 @@ def _sample(args) -> None:
         dirs = tl.random_directions(
             model, n=args.n, normalization=args.normalization, seed=args.seed
         )
+    if rank == 0 and _torchrun_world() > 1:
+        dirs = _broadcast(dirs, args.device)
     span = args.span if args.span is not None else axis_spans(dirs, args.rise)
     if args.span is None and dirs.eigenvalues is not None and not args.normalize_hessian:
-        print(
+        say(
             "span: " + ", ".join(f"{s:.3g}" for s in span) + f" (where the quadratic model has "
             f"changed by {args.rise:g}: up along positive curvature, down along negative; "
             "--span sets them)"
@@ -300,16 +308,55 @@ def _sample(args) -> None:
         device=args.device,
         out=args.output,
         metadata=_provenance(args, span_rise=args.rise if args.span is None else None),
+        data=args.data,
+        max_batches=args.max_batches,
+        autocast=None if args.autocast is None else _AUTOCAST[args.autocast](),
     )
     if finished:
-        print(
+        say(
             f"loaded {os.path.abspath(args.output)}: finished earlier "
             f"({land.metadata.get('created', '?')}) from the same model, data, loss and "
             "settings; nothing was sampled"
         )
-    else:
+    elif rank == 0:
         _report(land)
         print(f"wrote {os.path.abspath(args.output)}")
+
+
+_AUTOCAST = {  # (torch imported when used)
+    "bf16": lambda: __import__("torch").bfloat16,
+    "fp16": lambda: __import__("torch").float16,
+}
+
+
+def _torchrun_world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _torchrun(device):
+    """Under torchrun (WORLD_SIZE > 1): join the process group (nccl for CUDA, gloo otherwise)
+    and take this process's GPU (cuda:LOCAL_RANK). Returns (rank, device)."""
+    if _torchrun_world() <= 1:
+        return 0, device
+    import torch
+    import torch.distributed as dist
+
+    if device is not None and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        cuda = device is not None and device.type == "cuda"
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), device
+
+
+def _broadcast(dirs, device):
+    """Rank 0's directions on every rank (so that all sample the same grid)."""
+    import torch.distributed as dist
+
+    box = [None if dirs is None else dirs.to("cpu")]
+    dist.broadcast_object_list(box, src=0)
+    return box[0] if device is None else box[0].to(device)
 
 
 def _complete(path: str) -> bool:
@@ -644,6 +691,20 @@ def _parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the data, training and directions")
     p = command("sample", "sample a model's landscape into an HDF5 file (resumable)")
     sampling_options(p)
+    p.add_argument(
+        "--data",
+        choices=["auto", "device", "stream"],
+        default="auto",
+        help="batches on the device, or moved there one at a time (auto: stream when they "
+        "would take over a quarter of the GPU's free memory)",
+    )
+    p.add_argument("--max-batches", type=int, default=None, help="use the first so many batches")
+    p.add_argument(
+        "--autocast",
+        choices=["bf16", "fp16"],
+        default=None,
+        help="evaluate under torch.autocast in bfloat16 or float16",
+    )
     p.add_argument("--checkpoint", help="a state dict to load into the factory's model first")
     p.add_argument(
         "--output", help="the landscape file (.h5); the same command resumes or reuses it"

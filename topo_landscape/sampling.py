@@ -28,12 +28,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _model
+from . import _distributed, _model
 from ._fingerprint import fingerprint
 from ._progress import Progress
 from ._util import available_memory
 from .directions import Directions
-from .landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape, read_tree, write_tree
+from .landscape import (
+    FORMAT,
+    FORMAT_VERSION,
+    Landscape,
+    load,
+    read_landscape,
+    read_tree,
+    write_tree,
+)
 from .loss import (
     LossOfModel,
     as_batches,
@@ -149,6 +157,10 @@ def sample(
     out: str | os.PathLike | None = None,
     progress: bool | None = None,
     metadata: dict | None = None,
+    batch_weights: Sequence[float] | None = None,
+    max_batches: int | None = None,
+    data: Literal["auto", "device", "stream"] = "auto",
+    autocast: torch.dtype | None = None,
 ) -> Landscape:
     """Evaluate the loss on the grid ``theta* + sum_i alpha_i directions[i]``.
 
@@ -200,6 +212,20 @@ def sample(
     metadata : dict, optional
         JSON-like entries stored with the Landscape (a checkpoint's path and hash, an epoch):
         ``land.metadata[key]`` for each key. Not part of the resume key.
+    batch_weights : sequence of float, optional
+        Each batch's weight in the mean over batches, instead of its size: the number of
+        predicted tokens of each batch of a language model, say, so that the mean is per token.
+    max_batches : int, optional
+        Use only the first ``max_batches`` batches (a quick look at a large evaluation set).
+    data : {"auto", "device", "stream"}
+        ``"device"``: every batch is moved to the device once. ``"stream"``: batches stay in
+        host memory and each is moved to the device when it is used, one at a time, for a chunk
+        of points at a time (the values are the same). ``"auto"``: stream on a GPU when the
+        batches would take more than a quarter of its free memory. The choice is in
+        ``metadata["sampling"]["data"]``.
+    autocast : torch.dtype, optional
+        Evaluate under ``torch.autocast`` in this dtype (``torch.bfloat16``, ``torch.float16``).
+        A model already in a reduced precision is sampled in it without this.
 
     Returns
     -------
@@ -231,7 +257,20 @@ def sample(
     axes = grid_axes(len(directions), resolution, span, bounds)
     shape = tuple(len(a) for a in axes)
     _check_memory(shape)
+    if data not in ("auto", "device", "stream"):
+        raise ValueError(f"data: expected 'auto', 'device' or 'stream'; got {data!r}")
+    if autocast is not None and not (
+        isinstance(autocast, torch.dtype) and autocast in (torch.bfloat16, torch.float16)
+    ):
+        raise ValueError(
+            f"autocast: expected torch.bfloat16, torch.float16 or None; got {autocast!r}"
+        )
     batch_list = as_batches(batches)
+    n_given = len(batch_list)
+    if max_batches is not None:
+        if isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1:
+            raise ValueError(f"max_batches: expected a positive integer; got {max_batches!r}")
+        batch_list = batch_list[:max_batches]
     sizes = np.array([batch_size(b) for b in batch_list], dtype=float)
     empty = np.flatnonzero(sizes == 0)
     if empty.size:
@@ -239,6 +278,18 @@ def sample(
             f"batches: batch {int(empty[0])} is empty (its first tensor has length 0); "
             "leave empty batches out"
         )
+    if batch_weights is not None:
+        given = np.asarray(batch_weights, dtype=float)
+        if given.shape != (n_given,):
+            raise ValueError(
+                f"batch_weights: expected one weight per batch ({n_given}); got shape {given.shape}"
+            )
+        sizes = given[: len(sizes)]
+        if not np.all(np.isfinite(sizes)) or np.any(sizes < 0) or not sizes.sum() > 0:
+            raise ValueError(
+                "batch_weights: expected finite weights >= 0 with a positive sum; got "
+                f"{given.tolist()[:8]}"
+            )
 
     device = torch.device(device) if device is not None else _model.model_device(model)
     work = model
@@ -250,7 +301,9 @@ def sample(
     model_print = _model.fingerprint(model)
     data_sha256, data_unseen = fingerprint(batch_list, "batches")
     loss_sha256, loss_unseen = fingerprint(loss_fn, "loss_fn")
-    batch_list = [to_device(b, device) for b in batch_list]
+    data, data_bytes = _placement(data, batch_list, device)
+    if data == "device":
+        batch_list = [to_device(b, device) for b in batch_list]
     key = {
         "directions_sha256": directions.sha256,
         "weights_sha256": model_print["weights_sha256"],
@@ -259,8 +312,10 @@ def sample(
         "loss": loss_name(loss_fn),
         "loss_sha256": loss_sha256,
         "data_sha256": data_sha256,
-        "batch_sizes": sizes.astype(int).tolist(),
+        "batch_sizes": sizes.astype(int).tolist() if batch_weights is None else sizes.tolist(),
     }
+    if autocast is not None:
+        key["autocast"] = str(autocast)
     extra = _extra_metadata(metadata)
     metadata = {
         **extra,
@@ -289,16 +344,43 @@ def sample(
         )
 
     weights = sizes / sizes.sum()
+    shard = _distributed.context()  # (rank, world size) under torchrun, else None
+    rank, world = shard or (0, 1)
+    if shard is not None:
+        _distributed.same_everywhere(metadata["resume"]["key"], _KEY_NAMES)
+    known = []  # what other files hold: a sharded run's pieces
     if out is not None:
-        store = _Store.open(out, axes, weights, metadata)
+        out = os.fspath(out)
+        key = metadata["resume"]["key"]
+        if shard is not None:  # read every piece before any rank opens its own to write
+            whole = _distributed.read_partial(out, key, _KEY_NAMES)
+            if whole is not None and whole[0].all():
+                return _checked(load(out))
+            known = [whole] + [
+                _distributed.read_partial(p, key, _KEY_NAMES) for p in _distributed.shard_paths(out)
+            ]
+            _distributed.barrier()
+            store = _Store.open(_distributed.shard_path(out, rank), axes, weights, metadata)
+        else:
+            store = _Store.open(out, axes, weights, metadata)
+            if not store.complete:
+                known = [
+                    _distributed.read_partial(p, key, _KEY_NAMES)
+                    for p in _distributed.shard_paths(out)
+                ]
     else:
         store = _Store(axes, weights, metadata)
     try:
         if store.complete:
             return _checked(store.landscape())
-        with _model.preserved(work) as theta:
+        on_host = _theta_on_host(work, directions, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        with _model.preserved(work, host=on_host) as theta:
             work.eval()
-            evaluator = _Evaluator(work, theta, loss_fn, batch_list, directions)
+            evaluator = _Evaluator(
+                work, theta, loss_fn, batch_list, directions, device, data == "stream", autocast
+            )
             outside = [] if work is model else list(model.parameters())
             if store.terms is None:
                 terms, at_center = evaluator.probe(outside, batches)
@@ -306,14 +388,110 @@ def sample(
                 store.start(terms)
             else:
                 evaluator.terms = store.terms
+            for piece in known:
+                if piece is not None:
+                    store.adopt(*piece)
+            pending = np.flatnonzero(~store.done)[rank::world]
             started = time.perf_counter()
-            _run(store, evaluator, axes, mode, chunk, device, progress)
-            store.metadata["sampling"].update(
-                seconds=time.perf_counter() - started, device=str(device), n_batches=len(batch_list)
+            _run(
+                store,
+                evaluator,
+                axes,
+                mode,
+                chunk,
+                device,
+                progress if rank == 0 else False,
+                pending,
             )
-        return _checked(store.finish())
+            store.metadata["sampling"].update(
+                seconds=time.perf_counter() - started,
+                device=str(device),
+                n_batches=len(batch_list),
+                data=data,
+                data_bytes=data_bytes,
+                theta_on_host=on_host,
+                autocast=None if autocast is None else str(autocast),
+                **_peak_memory(device),
+            )
+        if shard is None:
+            land = store.finish()
+            if out is not None:
+                for path in _distributed.shard_paths(out):
+                    os.remove(path)
+            return _checked(land)
+        return _checked(_gathered(store, pending, out, rank, world))
     finally:
         store.close()
+
+
+def _placement(data: str, batches: list, device: torch.device) -> tuple[str, int]:
+    """Where the batches live while sampling ("device" or "stream"), and their bytes."""
+    nbytes = sum(_tensor_bytes(b) for b in batches)
+    if data == "auto":
+        data = "device"
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            data = "stream" if nbytes > 0.25 * free else "device"
+    return data, int(nbytes)
+
+
+def _tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _theta_on_host(model: nn.Module, directions: Directions, device: torch.device) -> bool:
+    """Keep the saved copy of the weights (theta*) in host memory when the device could not
+    hold the loop's working set beside it: the weights, theta*, a buffer and the n directions
+    (flat), and the saved copy (see docs: "The memory rule")."""
+    if device.type != "cuda":
+        return False
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    free, _ = torch.cuda.mem_get_info(device)
+    return weights * (3 + len(directions)) > 0.8 * free
+
+
+def _peak_memory(device: torch.device) -> dict:
+    """The process's peak host memory, and the device's peak allocation on a GPU (bytes)."""
+    import resource
+
+    peak = {"peak_host_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024}
+    if device.type == "cuda":
+        peak["peak_device_bytes"] = int(torch.cuda.max_memory_allocated(device))
+    return peak
+
+
+def _gathered(store: _Store, mine: np.ndarray, out, rank: int, world: int) -> Landscape:
+    """Every rank's points in one Landscape on every rank; with ``out``, rank 0 writes it and
+    removes the shards (the others wait for it)."""
+    shards = _distributed.exchange(mine, store.arrays, store.metadata["sampling"])
+    for idx, arrays, _ in shards:
+        for name, values in arrays.items():
+            store.arrays[name][idx] = values
+        store.done.flat[idx] = True
+    store.metadata["sampling"] = {
+        **shards[0][2],
+        "distributed": {
+            "world_size": world,
+            "ranks": [
+                {"points": int(len(idx)), "seconds": s.get("seconds"), "mode": s.get("mode")}
+                for idx, _, s in shards
+            ],
+        },
+    }
+    land = store.finish(save=False)
+    if out is not None:
+        if rank == 0:
+            land.save(out)
+            for path in _distributed.shard_paths(out):
+                os.remove(path)
+        _distributed.barrier()
+    return land
 
 
 def _checked(land: Landscape) -> Landscape:
@@ -335,8 +513,7 @@ def _checked(land: Landscape) -> Landscape:
     return land
 
 
-def _run(store, evaluator, axes, mode, chunk, device, progress) -> None:
-    pending = np.flatnonzero(~store.done)
+def _run(store, evaluator, axes, mode, chunk, device, progress, pending) -> None:
     sampling = store.metadata["sampling"]
     bar = Progress(
         store.done.size, "sampling", "points", progress, initial=store.done.size - pending.size
@@ -461,21 +638,31 @@ def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
 
 
 class _Evaluator:
-    """Per-batch loss terms at grid points: each evaluator returns (batches, terms, points)."""
+    """Per-batch loss terms at grid points: each evaluator returns (batches, terms, points).
+
+    Batches are on the device, or (``stream``) in host memory and moved there one at a time;
+    then each batch is used for all the points of a call before the next is moved.
+    """
 
     def __init__(
-        self, model, theta: dict, loss_fn: Callable, batches: list, directions: Directions
+        self,
+        model,
+        theta: dict,
+        loss_fn: Callable,
+        batches: list,
+        directions: Directions,
+        device: torch.device,
+        stream: bool = False,
+        autocast: torch.dtype | None = None,
     ):
         self.model, self.loss_fn, self.batches = model, loss_fn, batches
+        self.device, self.stream, self.autocast = device, stream, autocast
         params = dict(model.named_parameters())
         self.names = list(directions.parameter_names)
         self.params = [params[name] for name in self.names]
         self.theta = [theta[name] for name in self.names]  # the saved theta*, read only
-        # one (n, *shape) tensor per perturbed parameter, in its dtype and on its device
-        self.stacked = [
-            torch.stack([d[name] for d in directions]).to(p)
-            for name, p in zip(self.names, self.params)
-        ]
+        self.directions = directions
+        self._stacked: list | None = None  # for vmap, made on its first use
         self.flat: _FlatMove | None = None  # built on the loop's first use
         self.wrapper = LossOfModel(model, loss_fn)
         self.slots = _model.parameter_slots(self.wrapper)
@@ -489,6 +676,26 @@ class _Evaluator:
         for p in model.parameters():
             p.requires_grad_(False)
 
+    @property
+    def stacked(self) -> list:
+        """One (n, *shape) tensor per perturbed parameter, in its dtype and on its device."""
+        if self._stacked is None:
+            self._stacked = [
+                torch.stack([d[name] for d in self.directions]).to(p)
+                for name, p in zip(self.names, self.params)
+            ]
+        return self._stacked
+
+    def _batches(self):
+        """The batches on the device, one at a time when streamed."""
+        for b in self.batches:
+            yield to_device(b, self.device) if self.stream else b
+
+    def _precision(self):
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
     def _terms(self, value, where: str) -> torch.Tensor:
         terms = as_terms(value, where)
         if list(terms) != self.terms:
@@ -501,7 +708,7 @@ class _Evaluator:
         """loss_fn(model, batch) with as little autograd as it needs (see grad_level)."""
         while True:
             try:
-                with torch.set_grad_enabled(self.grad_level > 0):
+                with torch.set_grad_enabled(self.grad_level > 0), self._precision():
                     return self.loss_fn(self.model, batch)
             except RuntimeError:
                 if self.grad_level == 2:
@@ -522,7 +729,7 @@ class _Evaluator:
         reads = _model.ParameterReads(outside)
         try:
             with reads:
-                outputs = [self._call(b) for b in self.batches]
+                outputs = [self._call(b) for b in self._batches()]
         except Exception as err:
             if (
                 isinstance(given, list)
@@ -549,9 +756,18 @@ class _Evaluator:
 
     def loop(self, alphas: np.ndarray) -> np.ndarray:
         if self.flat is None:
-            self.flat = _FlatMove(self.params, self.theta, self.stacked)
-        out = []
+            self.flat = _FlatMove(self.params, self.theta, self.directions, self.names)
         with self.flat.attached():
+            if self.stream:  # each batch moved once for all the points
+                out = []
+                for b in self._batches():
+                    row = []
+                    for alpha in alphas:
+                        self.flat.move(alpha.tolist())
+                        row.append(self._terms(self._call(b), ""))
+                    out.append(torch.stack(row, dim=-1))
+                return torch.stack(out).double().cpu().numpy()
+            out = []
             for alpha in alphas:
                 self.flat.move(alpha.tolist())
                 out.append(torch.stack([self._terms(self._call(b), "") for b in self.batches]))
@@ -566,11 +782,18 @@ class _Evaluator:
         :class:`ReadsParameters`.
         """
         keys = ["model." + name for name in self.names]
+        if self.theta[0].device != self.device:
+            raise ReadsParameters(  # (auto mode then keeps to the loop)
+                "mode='vmap': the device has no room for vmap's copy of the weights (theta* is "
+                "kept in host memory); use mode='loop'"
+            )
+
+        stacked = self.stacked  # (made here, outside the watch below)
 
         def point(alpha, batch):
             params = {
                 k: t + torch.tensordot(alpha.to(t.dtype), s, dims=1)
-                for k, t, s in zip(keys, self.theta, self.stacked)
+                for k, t, s in zip(keys, self.theta, stacked)
             }
             value = _model.functional_call(self.wrapper, params, (batch,), self.slots)
             return self._terms(value, "")
@@ -579,7 +802,8 @@ class _Evaluator:
         batched = torch.vmap(point, in_dims=(0, None))
         reads = _model.ParameterReads(self.watch)
         with torch.no_grad(), reads if self.watch else contextlib.nullcontext():
-            out = [batched(alpha, b).T for b in self.batches]  # (terms, points) each
+            with self._precision():
+                out = [batched(alpha, b).T for b in self._batches()]  # (terms, points) each
         if reads.read:
             raise ReadsParameters(
                 "loss_fn reads the model's parameters from outside its model argument (a "
@@ -608,7 +832,7 @@ class _FlatMove:
     exception or Ctrl-C); the Parameter objects stay the same.
     """
 
-    def __init__(self, params: list, theta: list, stacked: list):
+    def __init__(self, params: list, theta: list, directions, names: list):
         self.params = params
         self.groups = []  # (buffer, theta* flat, directions (n, size) flat)
         self.views: list = [None] * len(params)
@@ -619,7 +843,7 @@ class _FlatMove:
             size = sum(params[i].numel() for i in indices)
             first = params[indices[0]]
             flat_theta = torch.empty(size, dtype=first.dtype, device=first.device)
-            flat_dirs = torch.empty((len(stacked[0]), size), dtype=first.dtype, device=first.device)
+            flat_dirs = torch.empty((len(directions), size), dtype=first.dtype, device=first.device)
             buffer = torch.empty_like(flat_theta)
             offset = 0
             for i in indices:
@@ -628,7 +852,7 @@ class _FlatMove:
                 self.views[i] = buffer.as_strided(p.shape, stride, offset)
                 flat_theta.as_strided(p.shape, stride, offset).copy_(theta[i])
                 flat_dirs.as_strided((len(flat_dirs), *p.shape), (size, *stride), offset).copy_(
-                    stacked[i]
+                    torch.stack([d[names[i]] for d in directions])  # (one tensor at a time)
                 )
                 offset += p.numel()
             self.groups.append((buffer, flat_theta, flat_dirs))
@@ -787,7 +1011,21 @@ class _Store:
             self.file["partial/done"][where] = True
             self.file.flush()
 
-    def finish(self) -> Landscape:
+    def adopt(self, done: np.ndarray, arrays: dict) -> None:
+        """Take the points another file holds (a shard of a distributed run) as done."""
+        new = np.flatnonzero(done & ~self.done.ravel())
+        if not new.size:
+            return
+        for name in self.arrays:
+            self.arrays[name][new] = arrays[name][new]
+        self.done.flat[new] = True
+        if self.file is not None:
+            for name in self.arrays:
+                self.file[f"partial/arrays/{name}"][new] = self.arrays[name][new]
+            self.file["partial/done"][new] = True
+            self.file.flush()
+
+    def finish(self, save: bool = True) -> Landscape:
         main = "loss" if "loss" in self.terms else self.terms[0]
         fields = {name: self.arrays[name].reshape(self.shape) for name in self.terms}
         n_batches = len(self.weights)
@@ -802,7 +1040,8 @@ class _Store:
         if self.file is not None:
             self.file.close()
             self.file = None
-            land.save(self.path)
+            if save:
+                land.save(self.path)
         return land
 
     def landscape(self) -> Landscape:

@@ -316,6 +316,10 @@ def _lr_colours(lrs):
     return (lambda lr: cmap(norm(lr)) if norm else cmap(0.5)), norm, cmap
 
 
+def _epoch(row) -> int:
+    return row["epoch"]
+
+
 def figures(rows, study, out, cfg) -> dict:
     """The study's figures from the rows it has; returns {name: path}."""
     paths = {}
@@ -324,6 +328,22 @@ def figures(rows, study, out, cfg) -> dict:
     seed = min(r["seed"] for r in rows)
     lrs = sorted({r["lr"] for r in rows})
     colour, norm, cmap = _lr_colours(lrs)
+
+    # 0. what the model sees: training images and their trimaps
+    images, masks = (t[:6].cpu() for t in study.train_data)
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    for k in range(len(images)):
+        top, bottom = fig.add_subplot(2, 6, k + 1), fig.add_subplot(2, 6, k + 7)
+        top.imshow(images[k].permute(1, 2, 0).numpy())
+        bottom.imshow(masks[k].numpy(), cmap="viridis", vmin=0, vmax=2, interpolation="nearest")
+        top.set_axis_off()
+        bottom.set_axis_off()
+    source = "generated" if cfg["data"] == "generated" else "Oxford-IIIT Pet"
+    fig.suptitle(
+        f"training images ({source}) and trimaps: object (dark), background, boundary (light)"
+    )
+    paths["data_examples"] = os.path.join(out, "data_examples.png")
+    fig.savefig(paths["data_examples"], dpi=110)
 
     # 1. profile strips: a row per learning rate, up to six epochs, one colour scale
     epochs = sorted({r["epoch"] for r in rows if r["seed"] == seed})
@@ -343,6 +363,7 @@ def figures(rows, study, out, cfg) -> dict:
 
     # 2. basin depth and edge loss over epochs, a line per learning rate (mean over seeds)
     summary = summarise(rows)
+    seeds = sorted({r["seed"] for r in rows})
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     for k, (column, name) in enumerate(
         [
@@ -356,10 +377,16 @@ def figures(rows, study, out, cfg) -> dict:
             mine = [s for s in summary if s["lr"] == lr and f"{column}_mean" in s]
             x = np.array([s["epoch"] for s in mine])
             y = np.array([s[f"{column}_mean"] for s in mine])
-            e = np.array([s[f"{column}_std"] for s in mine])
             ax.plot(x, y, color=colour(lr), marker=".", label=f"lr {lr:.2g}")
-            if any(s["seeds"] > 1 for s in mine):
-                ax.fill_between(x, y - e, y + e, color=colour(lr), alpha=0.2, lw=0)
+            for seed in seeds if len(seeds) > 1 else []:  # each seed, faint
+                own = sorted((r for r in rows if r["lr"] == lr and r["seed"] == seed), key=_epoch)
+                ax.plot(
+                    [r["epoch"] for r in own],
+                    [r[column] for r in own],
+                    color=colour(lr),
+                    lw=0.6,
+                    alpha=0.35,
+                )
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         if column == "main_basin_depth" and all(
@@ -367,9 +394,8 @@ def figures(rows, study, out, cfg) -> dict:
         ):
             ax.set_yscale("log")
     fig.axes[-1].legend(frameon=False, fontsize="small")
-    seeds = sorted({r["seed"] for r in rows})
     fig.suptitle(
-        f"mean over seeds {', '.join(map(str, seeds))} (band: ± one standard deviation)"
+        f"mean over seeds {', '.join(map(str, seeds))} (faint: each seed)"
         if len(seeds) > 1
         else f"seed {seeds[0]}"
     )

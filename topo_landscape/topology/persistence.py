@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from ..landscape import Landscape
-from .merge_tree import MergeTree, component_extent
+from .merge_tree import FEW_BATCHES, MergeTree, component_extent
 
 
 def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: float = 3.0) -> dict:
@@ -29,8 +29,9 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: flo
       leaves them unchanged, so they compare landscapes of different loss scales.
     - With standard errors (a Landscape averaged over several batches):
       ``n_minima_significant``, the minima whose persistence stands out from the evaluation's
-      noise by ``noise`` standard errors (see ``MergeTree.significant``), and
-      ``noise_batches``, the effective number of batches their standard errors come from.
+      noise by ``noise`` standard errors (see ``MergeTree.significant``; NaN below 8
+      effective batches, whose standard errors are too uncertain), and ``noise_batches``, the
+      effective number of batches they come from.
     - The boundary of the sampled region: ``n_minima_boundary`` and ``n_minima_interior``,
       ``total_persistence_boundary`` and ``total_persistence_interior``,
       ``global_min_on_boundary``. A minimum on the boundary may only mean that the loss goes on
@@ -109,8 +110,10 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: flo
         }
     )
     if tree.noise is not None:
-        out[f"n_{word}_significant"] = int(tree.significant(noise).sum())
-        out["noise_batches"] = float(tree.info.get("noise_batches", np.nan))
+        batches = float(tree.info.get("noise_batches", np.inf))
+        enough = batches >= FEW_BATCHES  # (too few: NaN here; significant() itself warns)
+        out[f"n_{word}_significant"] = int(tree.significant(noise).sum()) if enough else np.nan
+        out["noise_batches"] = batches
     gaps, fractions = _smad_gaps(tree)
     usable = np.isfinite(gaps)
     smad = float(gaps[usable].mean()) if usable.any() else 0.0
