@@ -7,8 +7,8 @@ weights) and a deep CNN with many tensors, all measured in the same run:
 - plain move: setting every parameter to theta* + a_1 d_1 + a_2 d_2 (a copy and two adds per
   tensor), what one writes without the library;
 - flat move: the same through one flat buffer (tl.sample's loop: 1 + n kernels per point);
-- tl.sample loop: seconds per point of the real thing (a 3 x 3 grid), and what it costs beyond
-  a forward pass;
+- tl.sample loop: seconds per point of the real thing (a 4 x 4 grid, its set-up included), and
+  what it costs beyond a forward pass;
 - bfloat16: a forward pass under torch.autocast, and tl.sample(autocast=torch.bfloat16).
 
 Then the torchrun scaling: points per second of tl.sample on one and on two processes (gloo on
@@ -113,7 +113,7 @@ def row(label, model, loss_fn, batch, device, repeats) -> str:
     per_point = {}
     for name, extra in [("fp32", {}), ("bf16", {"autocast": torch.bfloat16})]:
         land = tl.sample(
-            model, loss_fn, batch, dirs, resolution=3, mode="loop", progress=False, **extra
+            model, loss_fn, batch, dirs, resolution=4, mode="loop", progress=False, **extra
         )
         per_point[name] = land.metadata["sampling"]["seconds"] / land.values.size
     beyond = per_point["fp32"] - forward
@@ -137,6 +137,7 @@ def worker(resolution: int, device_name: str) -> None:
         dist.init_process_group("nccl" if cuda else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else "cpu"
+    torch.manual_seed(0)  # the same weights on every rank (tl.sample checks)
     model = deep_cnn(32, 8).to(device)
     g = torch.Generator().manual_seed(0)
     batch = (torch.randn(32, 3, 32, 32, generator=g), torch.randint(0, 10, (32,), generator=g))
