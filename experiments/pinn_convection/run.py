@@ -22,10 +22,10 @@ and an interrupted landscape resumes where it stopped. A resolution of 0 skips t
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
+import sys
 import time
 
 import numpy as np
@@ -33,6 +33,9 @@ import torch
 from matplotlib.figure import Figure
 
 import topo_landscape as tl
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from experiment_tables import summarise, write_table  # noqa: E402
 
 QUICK = dict(
     betas=[1.0, 20.0, 50.0],
@@ -210,32 +213,7 @@ SUMMARY = [  # (column, what it is), averaged over seeds in summary.csv
     ("4d_n_minima_above_0.001", "4D minima above 1e-3 of the loss range"),
     ("4d_relative_total_persistence", "4D total persistence / loss range"),
 ]
-
-
-def summarise(rows) -> list[dict]:
-    """One row per (beta, lr): the mean and standard deviation over seeds of each SUMMARY
-    column (``<column>_mean``, ``<column>_std``) and the number of seeds."""
-    groups = {}
-    for row in rows:
-        groups.setdefault((row["beta"], row["lr"]), []).append(row)
-    out = []
-    for (beta, lr), group in sorted(groups.items()):
-        summary = {"beta": beta, "lr": lr, "seeds": len(group)}
-        for column, _ in SUMMARY:
-            values = np.array([float(r[column]) for r in group if column in r], dtype=float)
-            if values.size:
-                summary[f"{column}_mean"] = float(values.mean())
-                summary[f"{column}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
-        out.append(summary)
-    return out
-
-
-def write_table(rows, path):
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+SUMMARY_COLUMNS = [column for column, _ in SUMMARY]
 
 
 def figures(rows, study, out):
@@ -400,7 +378,9 @@ def main(argv=None):
     rows = [row for row in rows if "error" in row]
     table = os.path.join(args.out, "results.csv")
     write_table(rows, table)
-    write_table(summarise(rows), os.path.join(args.out, "summary.csv"))
+    write_table(
+        summarise(rows, ("beta", "lr"), SUMMARY_COLUMNS), os.path.join(args.out, "summary.csv")
+    )
     print(f"wrote {table} ({len(rows)} of {len(runs)} runs) and summary.csv")
     for name, path in figures(rows, study, args.out).items():
         print(f"wrote {name}: {path}")

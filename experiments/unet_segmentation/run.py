@@ -24,7 +24,6 @@ is refused.
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import json
 import math
@@ -37,10 +36,12 @@ import torch
 from matplotlib import colors
 from matplotlib.figure import Figure
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # its modules, and the experiments' shared one
 
 import crf_unet  # noqa: E402
 import segmentation_data  # noqa: E402
+from experiment_tables import summarise, write_table  # noqa: E402
 
 import topo_landscape as tl  # noqa: E402
 
@@ -273,7 +274,7 @@ def basin_width(tree, height: float) -> float:
     return float(inside.sum() / tree.n_samples)
 
 
-SUMMARY = [
+SUMMARY_COLUMNS = [
     "train_loss",
     "test_iou",
     "eigenvalue_1",
@@ -283,31 +284,6 @@ SUMMARY = [
     "n_minima",
     "total_persistence",
 ]
-
-
-def summarise(rows) -> list[dict]:
-    """One row per (lr, epoch): the mean and standard deviation over seeds."""
-    groups = {}
-    for row in rows:
-        groups.setdefault((row["lr"], row["epoch"]), []).append(row)
-    out = []
-    for (lr, epoch), group in sorted(groups.items()):
-        summary = {"lr": lr, "epoch": epoch, "seeds": len(group)}
-        for column in SUMMARY:
-            values = np.array([float(r[column]) for r in group if column in r], dtype=float)
-            if values.size:
-                summary[f"{column}_mean"] = float(values.mean())
-                summary[f"{column}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
-        out.append(summary)
-    return out
-
-
-def write_table(rows, path):
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _lr_colours(lrs):
@@ -362,7 +338,7 @@ def figures(rows, study, out, cfg) -> dict:
         fig.savefig(paths["profiles_over_epochs"], dpi=110)
 
     # 2. basin depth and edge loss over epochs, a line per learning rate (mean over seeds)
-    summary = summarise(rows)
+    summary = summarise(rows, ("lr", "epoch"), SUMMARY_COLUMNS)
     seeds = sorted({r["seed"] for r in rows})
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     for k, (column, name) in enumerate(
@@ -533,7 +509,9 @@ def main(argv=None):
         )
     table = os.path.join(args.out, "results.csv")
     write_table(rows, table)
-    write_table(summarise(rows), os.path.join(args.out, "summary.csv"))
+    write_table(
+        summarise(rows, ("lr", "epoch"), SUMMARY_COLUMNS), os.path.join(args.out, "summary.csv")
+    )
     print(f"wrote {table} ({len(rows)} checkpoints)")
     for name, path in figures(rows, study, args.out, cfg).items():
         print(f"wrote {name}: {path}")
