@@ -256,11 +256,18 @@ def _device(spec):
 
 
 def _sample(args) -> None:
+    args.device = _device(args.device)
+    rank, args.device = _torchrun(args.device)
+    try:
+        _sample_on(args, rank)
+    finally:
+        _leave_torchrun()
+
+
+def _sample_on(args, rank: int) -> None:
     import topo_landscape as tl
     from topo_landscape.series import axis_spans, load_checkpoint
 
-    args.device = _device(args.device)
-    rank, args.device = _torchrun(args.device)
     say = print if rank == 0 else lambda *_, **__: None  # one process reports
     model, loss_fn, batches = _built(args.factory)
     if args.checkpoint:
@@ -348,6 +355,17 @@ def _torchrun(device):
         cuda = device is not None and device.type == "cuda"
         dist.init_process_group("nccl" if cuda else "gloo")
     return dist.get_rank(), device
+
+
+def _leave_torchrun() -> None:
+    """Leave the process group the command joined (a process that exits without doing so can
+    take gloo down with it: 'terminate called without an active exception')."""
+    if _torchrun_world() <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _broadcast(dirs, device):
