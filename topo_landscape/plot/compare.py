@@ -88,11 +88,9 @@ def compare(
                 title=title,
                 max_basins=max_basins,
             )
-            if loss_axis == "own":
-                pass
-            elif log:
+            if loss_axis == "shared" and log:
                 ax.set_ylim(lo / 1.15, hi * 1.15)
-            else:
+            elif loss_axis == "shared":
                 pad = 0.04 * (hi - lo if hi > lo else 1.0)
                 ax.set_ylim(lo - pad, hi + pad)
         else:
