@@ -42,22 +42,14 @@ def shard_paths(out: str) -> list[str]:
 
 def read_partial(path: str, key: str, names: dict) -> tuple[np.ndarray, dict] | None:
     """The points a landscape file (partial, or complete) holds, read only: (done, arrays by
-    name), or None when it holds none yet. A file made with another resume key is refused as
-    ``_Store.open`` refuses it (``names`` says what each key entry stands for)."""
+    name), or None when it holds none yet. A file made with another resume key is refused
+    (:func:`same_key`)."""
     if not os.path.exists(path):
         return None
     with h5py.File(path, "r") as f:
         if "metadata" not in f:
             return None
-        stored = json.loads(f["metadata/resume"].attrs["key"]) if "metadata/resume" in f else None
-        expected = json.loads(key)
-        if stored != expected:
-            differ = [k for k in expected if stored is None or stored.get(k) != expected[k]]
-            raise ValueError(
-                f"out: {path!r} was sampled with other "
-                f"{', '.join(names.get(k, k) for k in differ) or 'settings'} than this call; "
-                "pass another path, or delete the file to start again"
-            )
+        same_key(f, path, key, names)
         if f.attrs.get("complete", False):
             arrays = {name: ds[()].ravel() for name, ds in f["fields"].items()}
             if "spread" in f:
@@ -65,6 +57,20 @@ def read_partial(path: str, key: str, names: dict) -> tuple[np.ndarray, dict] | 
             return np.ones(f["values"].size, bool), arrays
         done = f["partial/done"][()]
         return done, {name: ds[()] for name, ds in f["partial/arrays"].items()}
+
+
+def same_key(f: h5py.File, path: str, key: str, names: dict) -> None:
+    """Refuse a landscape file (open as ``f``) whose resume key is not ``key``, naming the
+    entries that differ (``names`` says what each stands for)."""
+    stored = json.loads(f["metadata/resume"].attrs["key"]) if "metadata/resume" in f else None
+    expected = json.loads(key)
+    if stored != expected:
+        differ = [k for k in expected if stored is None or stored.get(k) != expected[k]]
+        raise ValueError(
+            f"out: {path!r} was sampled with other "
+            f"{', '.join(names.get(k, k) for k in differ) or 'settings'} than this call; "
+            "pass another path, or delete the file to start again"
+        )
 
 
 def exchange(mine: np.ndarray, arrays: dict, sampling: dict) -> list:

@@ -945,16 +945,11 @@ class _Store:
             f.close()
             os.remove(path)
             return cls.open(path, axes, weights, metadata)
-        stored = json.loads(f["metadata/resume"].attrs["key"]) if "metadata/resume" in f else None
-        expected = json.loads(metadata["resume"]["key"])
-        if stored != expected:
+        try:
+            _distributed.same_key(f, path, metadata["resume"]["key"], _KEY_NAMES)
+        except ValueError:
             f.close()
-            differ = [k for k in expected if stored is None or stored.get(k) != expected[k]]
-            raise ValueError(
-                f"out: {path!r} was sampled with other "
-                f"{', '.join(_KEY_NAMES.get(k, k) for k in differ) or 'settings'} than this "
-                "call; pass another path, or delete the file to start again"
-            )
+            raise
         if f.attrs.get("complete", False):
             store = cls(axes, weights, metadata, f, path)
             store.complete = True
