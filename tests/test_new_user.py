@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import topo_landscape as tl
-from topo_landscape.cli import main
+from topo_landscape.cli import main, summary
 
 
 class Tempered(nn.Module):
@@ -311,6 +311,12 @@ def test_files_record_how_they_were_made_and_info_summarises_them(tmp_path, monk
         assert part in text
     assert main(["info", "run.h5", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["metadata"]["provenance"] == made
+
+
+def test_info_gives_the_bounds_of_axes_that_are_not_symmetric():
+    x = np.linspace(-0.5, 1.5, 5)
+    text = summary(tl.Landscape(axes=[x, np.linspace(-1, 1, 3)], values=np.ones((5, 3))))
+    assert "axes [-0.5, 1.5], ±1" in text
 
 
 def load_nets(folder):

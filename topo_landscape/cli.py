@@ -528,7 +528,10 @@ def summary(land, path: str = "") -> str:
     directions = meta.get("directions", {})
     sampling = meta.get("sampling", {})
     grid = " x ".join(map(str, land.shape))
-    spans = ", ".join(f"±{a[-1]:.3g}" for a in land.axes)
+    spans = ", ".join(  # symmetric axes as ±span; others (bounds=) as [low, high]
+        f"±{a[-1]:.3g}" if np.isclose(a[0], -a[-1]) else f"[{a[0]:.3g}, {a[-1]:.3g}]"
+        for a in land.axes
+    )
     lines = [f"{path or 'landscape'}: {grid} = {land.values.size:,} points, axes {spans}"]
     kind = directions.get("kind", "?")
     described = f"{directions.get('n', land.ndim)} {kind} directions"
