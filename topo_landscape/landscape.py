@@ -17,6 +17,12 @@ FORMAT = "topo_landscape.Landscape"
 FORMAT_VERSION = 1
 
 
+def center_index(axes: Sequence[np.ndarray]) -> tuple[int, ...]:
+    """The grid point nearest the unperturbed weights (every coefficient 0): one index per axis
+    (the first of two equally near)."""
+    return tuple(int(np.argmin(np.abs(a))) for a in axes)
+
+
 @dataclass(frozen=True, eq=False)
 class Landscape:
     """Loss values on the grid ``axes[0] x axes[1] x ...`` around a model's weights.

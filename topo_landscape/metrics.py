@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .landscape import Landscape
+from .landscape import Landscape, center_index
 
 
 def metrics(landscape: Landscape, *, radius: float | None = None, delta: float | None = None):
@@ -50,7 +50,7 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
     finite = np.isfinite(values)
     if not finite.any():
         raise ValueError("landscape: no finite value to summarise")
-    centre = tuple(int(np.argmin(np.abs(a))) for a in axes)
+    centre = center_index(axes)
     at_centre = float(values[centre])
     loss_range = float(values[finite].max() - values[finite].min())
     out = {}

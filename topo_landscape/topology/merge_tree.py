@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
-from ..landscape import Landscape
+from ..landscape import Landscape, center_index
 from . import _sweep
 from .graph import grid_boundary, grid_offsets, hull_boundary, knn_graph
 
@@ -446,11 +446,7 @@ def merge_tree(
     if isinstance(landscape, Landscape):
         values_nd, axes = landscape.values, landscape.axes
         points = landscape.points()
-        center = {
-            "center": int(
-                np.ravel_multi_index([int(np.argmin(np.abs(a))) for a in axes], values_nd.shape)
-            )
-        }
+        center = {"center": int(np.ravel_multi_index(center_index(axes), values_nd.shape))}
     else:
         values_nd = np.asarray(landscape, dtype=float)
         if values_nd.ndim == 0:
