@@ -207,6 +207,10 @@ def test_cli_and_series_default_hessian_spans_to_the_curvature_rule(tmp_path, mo
     assert "the quadratic model has changed by 1" in capsys.readouterr().out
     assert main([*argv, "--span", "0.3", "--output", "g.h5"]) == 0
     assert tl.load("g.h5").metadata["grid"]["span"] == [0.3, 0.3]
+    assert tl.load("g.h5").metadata["provenance"]["span_rule"] == "given"
+    random = ["sample", "--factory", "mycnn.py:make", "--resolution", "3", "--output", "r.h5"]
+    assert main(random) == 0  # random directions: 1 in units of the weights, not the curvature
+    assert tl.load("r.h5").metadata["provenance"]["span_rule"] == "1 in units of the weights"
     build = lambda: nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))  # noqa: E731
     torch.save(build().state_dict(), "c.pt")
     x = torch.randn(16, 2)

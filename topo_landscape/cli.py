@@ -266,7 +266,7 @@ def _sample(args) -> None:
 
 def _sample_on(args, rank: int) -> None:
     import topo_landscape as tl
-    from topo_landscape.series import axis_spans, load_checkpoint
+    from topo_landscape.series import axis_spans, load_checkpoint, span_rule
 
     say = print if rank == 0 else lambda *_, **__: None  # one process reports
     model, loss_fn, batches = _built(args.factory)
@@ -314,7 +314,7 @@ def _sample_on(args, rank: int) -> None:
         mode=args.mode,
         device=args.device,
         out=args.output,
-        metadata=_provenance(args, span_rise=args.rise if args.span is None else None),
+        metadata=_provenance(args, span_rule=span_rule(dirs, args.span, args.rise)),
         data=args.data,
         max_batches=args.max_batches,
         autocast=None if args.autocast is None else _AUTOCAST[args.autocast](),
@@ -388,17 +388,15 @@ def _complete(path: str) -> bool:
         return False
 
 
-def _provenance(args, span_rise=None) -> dict:
-    """What the file records of how it was made: the command line, factory, checkpoint."""
-    import hashlib
+def _provenance(args, span_rule: str) -> dict:
+    """What the file records of how it was made: the command line, factory, checkpoint, and
+    how the half-widths were chosen."""
+    from topo_landscape.series import file_sha256
 
-    made = {"command": args.command_line, "factory": args.factory}
+    made = {"command": args.command_line, "factory": args.factory, "span_rule": span_rule}
     if getattr(args, "checkpoint", None):
-        with open(args.checkpoint, "rb") as f:
-            made["checkpoint"] = os.path.abspath(args.checkpoint)
-            made["checkpoint_sha256"] = hashlib.sha256(f.read()).hexdigest()
-    if span_rise is not None:
-        made["span_rule"] = f"curvature: the quadratic model changes by {span_rise:g} at the ends"
+        made["checkpoint"] = os.path.abspath(args.checkpoint)
+        made["checkpoint_sha256"] = file_sha256(args.checkpoint)
     return {"provenance": made}
 
 

@@ -209,7 +209,7 @@ def series(
     for index, path in enumerate(paths):
         name = os.path.splitext(os.path.basename(path))[0]
         file = os.path.join(out, f"{name}.h5") if out is not None else None
-        key = {"checkpoint_sha256": _file_sha256(path), **jsonable(settings)}
+        key = {"checkpoint_sha256": file_sha256(path), **jsonable(settings)}
         land = _finished(file, key)
         place = f"series: checkpoint {index + 1}/{len(paths)} {name}"
         news.write(f"{place}: read from {file}" if land is not None else f"{place}: sampling")
@@ -247,11 +247,7 @@ def series(
                         "checkpoint": os.path.abspath(path),
                         "index": index,
                         "key": json.dumps(key, sort_keys=True),
-                        "span_rule": "given"
-                        if span is not None
-                        else f"curvature: the quadratic model changes by {rise:g} at the ends"
-                        if dirs.eigenvalues is not None and dirs.normalization is None
-                        else "1 in units of the weights",
+                        "span_rule": span_rule(dirs, span, rise),
                     }
                 },
             )
@@ -283,9 +279,23 @@ def series(
 def axis_spans(directions: Directions, rise: float = 1.0) -> float | list[float]:
     """The default half-widths: the curvature rule for Hessian directions with their
     eigenvalues (unit eigenvectors), 1 in units of the weights for any other directions."""
-    if directions.eigenvalues is not None and directions.normalization is None:
+    if _curvature_rule(directions):
         return directions.curvature_span(rise)
     return 1.0
+
+
+def span_rule(directions: Directions, span, rise: float = 1.0) -> str:
+    """How the half-widths were chosen, as a landscape file records it: ``span`` given, or
+    the default of :func:`axis_spans`."""
+    if span is not None:
+        return "given"
+    if _curvature_rule(directions):
+        return f"curvature: the quadratic model changes by {rise:g} at the ends"
+    return "1 in units of the weights"
+
+
+def _curvature_rule(directions: Directions) -> bool:
+    return directions.eigenvalues is not None and directions.normalization is None
 
 
 def _finished(file: str | None, key: dict) -> Landscape | None:
@@ -318,7 +328,7 @@ _SETTING_NAMES = {
 }
 
 
-def _file_sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
