@@ -147,3 +147,25 @@ def test_bad_input_is_named():
             tl.random_directions(model, n=1, seed=0),
             bounds=[(1.0, 0.0)],
         )
+
+
+def test_checkpoint_files_are_read_as_series_reads_them(tmp_path):
+    model = mlp()
+    states = []
+    for step in range(3):
+        with torch.no_grad():
+            model[0].weight.add_(0.1 * (step + 1) * torch.randn_like(model[0].weight))
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+    torch.save({"model": states[0], "epoch": 0}, tmp_path / "a.pt")  # a training dict
+    torch.save({"state_dict": states[1]}, tmp_path / "b.pt")
+    torch.save(states[2], tmp_path / "c.pt")
+    files = [tmp_path / f"{name}.pt" for name in "abc"]
+    from_files = tl.trajectory_directions(files, n=1, model=model)
+    in_memory = tl.trajectory_directions(states, n=1, model=model)
+    for name, tensor in from_files[0].items():
+        torch.testing.assert_close(tensor, in_memory[0][name], rtol=0, atol=0)
+    (tmp_path / "bad.pt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match=r"checkpoints\[1\]: .*bad.pt' is not a torch.save file"):
+        tl.trajectory_directions([model, tmp_path / "bad.pt"], n=1, model=model)
+    with pytest.raises(ValueError, match=r"checkpoints\[1\]: no such file"):
+        tl.trajectory_directions([model, tmp_path / "none.pt"], n=1, model=model)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import pickle
+import zipfile
 from collections.abc import Iterator
 
 import torch
@@ -136,3 +139,29 @@ def preserved(model: nn.Module, host: bool = False) -> Iterator[dict[str, torch.
             p.grad = grad  # also drops any graph a backend left attached to .grad
         for m, training in modes:
             m.train(training)
+
+
+def read_state_dict(path, label: str = "checkpoint", device=None) -> dict:
+    """The state dict in a ``torch.save`` file (or the one a dict holds under "state_dict",
+    "model_state_dict" or "model"), read with ``weights_only=True``; clear errors naming
+    ``label`` for a missing file, one that is not a torch.save file, or one holding objects."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{label}: no such file {path!r}")
+    try:
+        state = torch.load(path, map_location=device or "cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not zipfile.is_zipfile(path):  # (torch.save has written zip files since torch 1.6)
+            raise ValueError(f"{label}: {path!r} is not a torch.save file ({err})") from None
+        raise ValueError(
+            f"{label}: {path!r} holds objects other than tensors and plain containers, which "
+            "torch.load(weights_only=True) refuses (unpickling them could run code); save "
+            f"model.state_dict() instead ({str(err).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError) as err:
+        raise ValueError(f"{label}: {path!r} is not a torch.save file ({err})") from None
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict", "model"):
+            if key in state and isinstance(state[key], dict):
+                return state[key]
+    return state

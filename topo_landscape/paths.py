@@ -222,10 +222,7 @@ def _flat(point, names, template, label: str) -> torch.Tensor:
     if isinstance(point, nn.Module):
         state = dict(point.named_parameters())
     elif isinstance(point, (str, os.PathLike)):
-        if not os.path.isfile(point):
-            raise ValueError(f"{label}: no such file {os.fspath(point)!r}")
-        state = torch.load(point, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state.get("model_state_dict", state))
+        state = _model.read_state_dict(point, label)
     elif isinstance(point, Mapping):
         state = point
     else:

@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
+from . import _model
 from ._fingerprint import fingerprint
 from ._progress import Progress
 from ._util import jsonable
@@ -86,23 +86,7 @@ def checkpoint_paths(checkpoints: str | os.PathLike | Sequence[str | os.PathLike
 def load_checkpoint(model: nn.Module, path: str, device=None) -> nn.Module:
     """Load a state dict saved with torch.save (or a dict holding one under "state_dict" or
     "model") into ``model``; returns the model."""
-    if not os.path.isfile(path):
-        raise ValueError(f"checkpoint: no such file {path!r}")
-    try:
-        state = torch.load(path, map_location=device or "cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"checkpoint: {path!r} holds objects other than tensors and plain containers, which "
-            "torch.load(weights_only=True) refuses (unpickling them could run code); save "
-            f"model.state_dict() instead ({str(err).splitlines()[0]})"
-        ) from None
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(f"checkpoint: {path!r} is not a torch.save file ({err})") from None
-    if isinstance(state, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
+    state = _model.read_state_dict(path, "checkpoint", device)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as err:
