@@ -385,9 +385,11 @@ def sample(
             if store.terms is None:
                 terms, at_center = evaluator.probe(outside, batches)
                 store.metadata["sampling"]["loss_at_center"] = float(weights @ at_center)
+                store.metadata["sampling"]["autograd_level"] = evaluator.grad_level
                 store.start(terms)
-            else:
+            else:  # a resumed run: as much autograd as the first run found the loss needs
                 evaluator.terms = store.terms
+                evaluator.set_grad_level(store.metadata["sampling"].get("autograd_level", 2))
             for piece in known:
                 if piece is not None:
                     store.adopt(*piece)
@@ -705,18 +707,29 @@ class _Evaluator:
         return torch.stack([t.detach() for t in terms.values()])
 
     def _call(self, batch):
-        """loss_fn(model, batch) with as little autograd as it needs (see grad_level)."""
+        """loss_fn(model, batch) at the autograd level found by :meth:`learn` (see grad_level).
+        An error the loss raises reaches the caller as it is."""
+        with torch.set_grad_enabled(self.grad_level > 0), self._precision():
+            return self.loss_fn(self.model, batch)
+
+    def learn(self, batch):
+        """The loss at the current weights on ``batch``, raising ``grad_level`` while the loss
+        fails with autograd's own error (it differentiates what was computed without autograd).
+        Called at the unperturbed weights only, before the grid; any other error is the loss's
+        own and is raised as it is."""
         while True:
             try:
-                with torch.set_grad_enabled(self.grad_level > 0), self._precision():
-                    return self.loss_fn(self.model, batch)
-            except RuntimeError:
-                if self.grad_level == 2:
+                return self._call(batch)
+            except RuntimeError as err:
+                if self.grad_level == 2 or not _autograd_error(err):
                     raise
-                self.grad_level += 1
-                if self.grad_level == 2:
-                    for p, flag in self.requires_grad:
-                        p.requires_grad_(flag)
+                self.set_grad_level(self.grad_level + 1)
+
+    def set_grad_level(self, level: int) -> None:
+        self.grad_level = int(level)
+        if self.grad_level == 2:
+            for p, flag in self.requires_grad:
+                p.requires_grad_(flag)
 
     def probe(self, outside: list, given) -> tuple[list[str], np.ndarray]:
         """Evaluate at theta* once per batch: check the loss, learn its term names.
@@ -729,7 +742,7 @@ class _Evaluator:
         reads = _model.ParameterReads(outside)
         try:
             with reads:
-                outputs = [self._call(b) for b in self._batches()]
+                outputs = [self.learn(b) for b in self._batches()]
         except Exception as err:
             if (
                 isinstance(given, list)
@@ -814,6 +827,13 @@ class _Evaluator:
             )
         self.watch = []  # checked once
         return torch.stack(out).double().cpu().numpy()
+
+
+def _autograd_error(err: RuntimeError) -> bool:
+    """Whether autograd raised ``err`` because a loss differentiated something computed without
+    autograd (grad mode off, or parameters that do not require grad)."""
+    text = str(err)
+    return "does not require grad" in text or "does not have a grad_fn" in text
 
 
 class ReadsParameters(ValueError):
