@@ -58,3 +58,62 @@ def test_01_the_autograd_a_loss_needs_is_learned_at_the_centre_and_kept_on_resum
     assert land.metadata["sampling"]["autograd_level"] == 2
     assert np.isfinite(land.values).all()
     assert all(p.requires_grad for p in model.parameters())
+
+
+# 2 -------------------------------------------------------------------------------------------
+def test_02_a_term_named_spread_is_refused_not_replaced(problem, tmp_path):
+    model, batch, dirs = problem
+
+    def terms(m, b):
+        return {"loss": mse(m, b), "spread": torch.tensor(42.0)}
+
+    for out in (None, tmp_path / "s.h5"):
+        with pytest.raises(ValueError, match="term named 'spread'"):
+            tl.sample(model, terms, [batch, batch], dirs, resolution=3, out=out)
+
+
+# 3 -------------------------------------------------------------------------------------------
+NAMES = ["train/acc", "a/b/c", "", ".", "50%", "%2F", "loss"]
+
+
+def test_03_any_field_name_round_trips_through_a_file(problem, tmp_path):
+    model, batch, dirs = problem
+
+    def terms(m, b):
+        loss = mse(m, b)
+        return {name: loss * (i + 1) for i, name in enumerate(NAMES)}
+
+    halves = [(batch[0][:8], batch[1][:8]), (batch[0][8:], batch[1][8:])]
+    land = tl.sample(model, terms, halves, dirs, resolution=3, out=tmp_path / "f.h5")
+    again = tl.load(tmp_path / "f.h5")
+    assert list(again.fields) == NAMES
+    for i, name in enumerate(NAMES):
+        np.testing.assert_allclose(again.fields[name], land.fields["train/acc"] * (i + 1))
+    np.testing.assert_array_equal(again.values, land.values)
+    plain = tl.Landscape(axes=[np.arange(3.0)], values=[1.0, 2.0, 3.0],
+                         fields={"x/y": [1.0, 2.0, 3.0], "": [0.0, 0.0, 1.0]})
+    plain.save(tmp_path / "p.h5")
+    assert list(tl.load(tmp_path / "p.h5").fields) == ["x/y", ""]
+
+
+def test_03_a_partial_file_with_such_names_resumes(problem, tmp_path):
+    model, batch, dirs = problem
+
+    class Terms:  # stops at its 6th call; its private counter is not part of the fingerprint
+        def __init__(self, stop):
+            self._calls, self._stop = 0, stop
+
+        def __call__(self, m, b):
+            self._calls += 1
+            if self._calls == self._stop:
+                raise KeyboardInterrupt
+            return {"train/loss": mse(m, b), "": mse(m, b) * 2}
+
+    path = tmp_path / "r.h5"
+    kwargs = dict(resolution=5, mode="loop", chunk=2, out=path, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        tl.sample(model, Terms(6), batch, dirs, **kwargs)
+    land = tl.sample(model, Terms(0), batch, dirs, **kwargs)
+    fresh = tl.sample(model, Terms(0), batch, dirs, resolution=5, mode="loop")
+    np.testing.assert_allclose(land.fields[""], fresh.fields[""], rtol=1e-12)
+    assert list(tl.load(path).fields) == ["train/loss", ""]

@@ -16,6 +16,8 @@ import os
 import h5py
 import numpy as np
 
+from .landscape import read_named
+
 
 def context() -> tuple[int, int] | None:
     """(rank, world size) inside an initialised process group of two or more; None otherwise."""
@@ -51,12 +53,12 @@ def read_partial(path: str, key: str, names: dict) -> tuple[np.ndarray, dict] | 
             return None
         same_key(f, path, key, names)
         if f.attrs.get("complete", False):
-            arrays = {name: ds[()].ravel() for name, ds in f["fields"].items()}
+            arrays = {name: v.ravel() for name, v in read_named(f["fields"]).items()}
             if "spread" in f:
                 arrays["spread"] = f["spread"][()].ravel()
             return np.ones(f["values"].size, bool), arrays
         done = f["partial/done"][()]
-        return done, {name: ds[()] for name, ds in f["partial/arrays"].items()}
+        return done, read_named(f["partial/arrays"])
 
 
 def same_key(f: h5py.File, path: str, key: str, names: dict) -> None:

@@ -160,8 +160,9 @@ def write_landscape(f: h5py.File, land: Landscape) -> None:
     if land.spread is not None:
         f.create_dataset("spread", data=land.spread)
     group = f.create_group("fields")
+    group.attrs["names"] = json.dumps(list(land.fields))  # in order; any str round-trips
     for name, v in land.fields.items():
-        group.create_dataset(name, data=v)
+        group.create_dataset(h5_name(name), data=v)
     write_tree(f.create_group("metadata"), land.metadata)
 
 
@@ -198,9 +199,27 @@ def read_landscape(f: h5py.File) -> Landscape:
         axes=axes,
         values=f["values"][()],
         spread=f["spread"][()] if "spread" in f else None,
-        fields={name: ds[()] for name, ds in f["fields"].items()},
+        fields=read_named(f["fields"]),
         metadata=read_tree(f["metadata"]),
     )
+
+
+def h5_name(name: str) -> str:
+    """A field's name as an HDF5 member name: ``/`` (a path separator there) and ``%`` written
+    as ``%2F`` and ``%25``, the empty name and ``.`` (which HDF5 refuses) as ``%`` and ``%2E``."""
+    if name == "":
+        return "%"
+    if name == ".":
+        return "%2E"
+    return name.replace("%", "%25").replace("/", "%2F")
+
+
+def read_named(group: h5py.Group) -> dict:
+    """The datasets of a group written with :func:`h5_name` and a ``names`` attribute, by
+    their names, in order (a file without the attribute: by the members' own names)."""
+    if "names" not in group.attrs:
+        return {name: ds[()] for name, ds in group.items()}
+    return {name: group[h5_name(name)][()] for name in json.loads(group.attrs["names"])}
 
 
 # --- metadata as HDF5 groups, datasets and attributes -------------------------------------------

@@ -37,8 +37,10 @@ from .landscape import (
     FORMAT,
     FORMAT_VERSION,
     Landscape,
+    h5_name,
     load,
     read_landscape,
+    read_named,
     read_tree,
     write_tree,
 )
@@ -763,6 +765,11 @@ class _Evaluator:
                 "the loss's model argument"
             )
         self.terms = list(as_terms(outputs[0], where))
+        if "spread" in self.terms:
+            raise ValueError(
+                "loss_fn: returned a term named 'spread', the name of the spread of the loss "
+                "over batches that the sampler stores beside the terms; rename the term"
+            )
         values = torch.stack([self._terms(output, where) for output in outputs])
         main = self.terms.index("loss") if "loss" in self.terms else 0
         return self.terms, values[:, main].double().cpu().numpy()
@@ -984,7 +991,7 @@ class _Store:
         store = cls(axes, weights, metadata, f, path)
         store.done = f["partial/done"][()].reshape(store.shape)
         store.terms = json.loads(f["partial"].attrs["terms"])
-        store.arrays = {k: ds[()] for k, ds in f["partial/arrays"].items()}
+        store.arrays = read_named(f["partial/arrays"])
         first_run = read_tree(f["metadata"])  # keep what it recorded (loss at theta*, time)
         store.metadata["sampling"] = first_run.get("sampling", {})
         store.metadata["created"] = first_run.get("created", metadata["created"])
@@ -1001,8 +1008,9 @@ class _Store:
             partial.attrs["terms"] = json.dumps(terms)
             partial.create_dataset("done", data=np.zeros(size, dtype=bool))
             arrays = partial.create_group("arrays")
+            arrays.attrs["names"] = json.dumps(names)
             for name in names:
-                arrays.create_dataset(name, data=self.arrays[name])
+                arrays.create_dataset(h5_name(name), data=self.arrays[name])
             self.file.flush()
 
     def write(self, idx: np.ndarray, per_batch: np.ndarray) -> None:
@@ -1022,7 +1030,7 @@ class _Store:
                 slice(int(idx[0]), int(idx[-1]) + 1) if idx[-1] - idx[0] + 1 == len(idx) else idx
             )
             for name, arr in self.arrays.items():
-                self.file[f"partial/arrays/{name}"][where] = arr[idx]
+                self.file["partial/arrays"][h5_name(name)][where] = arr[idx]
             self.file["partial/done"][where] = True
             self.file.flush()
 
@@ -1036,7 +1044,7 @@ class _Store:
         self.done.flat[new] = True
         if self.file is not None:
             for name in self.arrays:
-                self.file[f"partial/arrays/{name}"][new] = self.arrays[name][new]
+                self.file["partial/arrays"][h5_name(name)][new] = self.arrays[name][new]
             self.file["partial/done"][new] = True
             self.file.flush()
 
