@@ -117,3 +117,74 @@ def test_03_a_partial_file_with_such_names_resumes(problem, tmp_path):
     fresh = tl.sample(model, Terms(0), batch, dirs, resolution=5, mode="loop")
     np.testing.assert_allclose(land.fields[""], fresh.fields[""], rtol=1e-12)
     assert list(tl.load(path).fields) == ["train/loss", ""]
+
+
+# 4 -------------------------------------------------------------------------------------------
+class _Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True)
+        self.out = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.out(self.enc(x).mean(1))
+
+
+class _Attention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.att = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.out = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.out(self.att(x, x, x, need_weights=False)[0].mean(1))
+
+
+class _Sdpa(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.out(nn.functional.scaled_dot_product_attention(self.q(x), x, x).mean(1))
+
+
+def _squared(m, b):  # (forward-over-reverse products fail on torch's mse_loss, a torch bug)
+    return ((m(b[0]) - b[1]) ** 2).mean()
+
+
+def _dense_top(model, batch, n):
+    """The n eigenvalues of largest magnitude of the exact Hessian (float64, math attention)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    m = __import__("copy").deepcopy(model).double()
+    params = dict(m.named_parameters())
+    x, y = (t.double() for t in batch)
+
+    def f(flat):
+        ps, i = {}, 0
+        for k, p in params.items():
+            ps[k] = flat[i : i + p.numel()].view_as(p)
+            i += p.numel()
+        return ((torch.func.functional_call(m, ps, (x,)) - y) ** 2).mean()
+
+    with sdpa_kernel(SDPBackend.MATH):
+        h = torch.autograd.functional.hessian(f, torch.cat([p.detach().ravel() for p in params.values()]))
+    values = np.linalg.eigvalsh(h.numpy())
+    return values[np.argsort(-np.abs(values))][:n]
+
+
+@pytest.mark.parametrize("kind", [_Encoder, _Attention, _Sdpa])
+@pytest.mark.parametrize("hvp", ["double_backward", "forward_over_reverse"])
+def test_04_hessians_of_models_with_torch_attention_on_the_cpu(kind, hvp):
+    torch.manual_seed(0)
+    model = kind()
+    batch = (torch.randn(6, 3, 4), torch.randn(6, 1))
+    saved = snapshot(model)
+    dirs = tl.hessian_directions(model, _squared, batch, n=2, hvp=hvp)
+    np.testing.assert_allclose(dirs.eigenvalues, _dense_top(model, batch, 2), rtol=1e-3)
+    spectrum = tl.hessian_spectrum(model, _squared, batch, top_n=1, trace_samples=2,
+                                   density=False, hvp=hvp)
+    assert spectrum.eigenvalues[0] == pytest.approx(dirs.eigenvalues[0], rel=1e-3)
+    assert_unchanged(model, saved)

@@ -349,12 +349,23 @@ def _default_tol(dtype: torch.dtype) -> float:
 @contextlib.contextmanager
 def _differentiable(model: nn.Module, names: Sequence[str]):
     """The model in eval() mode with only the named parameters requiring grad; everything
-    (weights, .grad, flags, modes) restored on exit."""
-    with _model.preserved(model):
+    (weights, .grad, flags, modes) restored on exit. Attention runs on torch's math kernel:
+    the fused ones (flash, memory-efficient) have no second derivative."""
+    with _model.preserved(model), _math_attention():
         model.eval()
         for name, p in model.named_parameters():
             p.requires_grad_(name in names)
         yield
+
+
+def _math_attention():
+    """``scaled_dot_product_attention`` (also inside ``nn.MultiheadAttention`` and the
+    Transformer layers) on its math kernel, which has double backward and forward-mode AD."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # torch < 2.3 had no such choice
+        return contextlib.nullcontext()
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def _residuals(hvp: _HVP, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -461,8 +472,12 @@ def hessian_directions(
     n : int
         Number of eigenvectors.
     backend : {"lanczos", "pyhessian"}
-        ``"lanczos"``: ARPACK's Lanczos on Hessian-vector products, in float64. ``"pyhessian"``:
-        PyHessian's power iteration (stops at ``tol`` relative change, 1e-3 by default).
+        ``"lanczos"``: our Lanczos with full reorthogonalisation on Hessian-vector products, in
+        float64 on the model's device, stopping when the top Ritz pairs converge (ARPACK's
+        restarted Lanczos when that basis would not fit). ``"pyhessian"``: PyHessian's power
+        iteration (stops at ``tol`` relative change, 1e-3 by default). Either way attention
+        (``scaled_dot_product_attention``, ``nn.MultiheadAttention``, Transformer layers) runs
+        on torch's math kernel, the only one with second derivatives.
     which : {"magnitude", "largest"}
         Largest in absolute value (as PyHessian) or largest (most positive); lanczos only for
         ``"largest"``.
