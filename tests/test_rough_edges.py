@@ -188,3 +188,25 @@ def test_04_hessians_of_models_with_torch_attention_on_the_cpu(kind, hvp):
                                    density=False, hvp=hvp)
     assert spectrum.eigenvalues[0] == pytest.approx(dirs.eigenvalues[0], rel=1e-3)
     assert_unchanged(model, saved)
+
+
+# 5 -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("resolution", [3, 5, 9, 15])
+def test_05_sharpness_below_resolution_21_sees_the_centres_neighbours(resolution):
+    a = np.linspace(-1, 1, resolution)
+    land = tl.Landscape(axes=[a, a], values=np.add.outer(3 * a**2, a**2))
+    m = tl.metrics(land)
+    step = a[1] - a[0]
+    assert m["sharpness_radius"] == pytest.approx(max(0.1, step))
+    # within one step of the centre: its four axis neighbours, the highest 3 step^2
+    assert m["sharpness"] == pytest.approx(3 * step**2)
+    with pytest.raises(ValueError, match="radius: expected a number >= the grid's step"):
+        tl.metrics(land, radius=step / 2)
+
+
+def test_05_sharpness_is_measured_from_the_centre_point_on_an_even_grid():
+    a = np.linspace(-1, 1, 4)  # no point at 0: the centre is one of -1/3 and 1/3
+    (k,) = tl.landscape.center_index([a])
+    land = tl.Landscape(axes=[a], values=a - a[k])  # rising to the right
+    m = tl.metrics(land, radius=2 / 3 + 1e-9)
+    assert m["sharpness"] == pytest.approx(2 / 3)  # the right neighbour of the centre point

@@ -21,7 +21,10 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
       reports roughness).
     - ``sharpness``: the largest rise of the loss above the centre within ``radius`` of it
       (epsilon-sharpness, Keskar et al. 2017, on the grid); ``sharpness_radius`` is the radius,
-      by default a tenth of the smallest half-width of the grid.
+      by default a tenth of the smallest half-width of the grid, widened to the grid's step at
+      the centre where that is larger (below resolution 21 on a symmetric grid), so that
+      every axis has a neighbour of the centre within it. A ``radius`` below that step is
+      refused: only the centre would be inside, and the sharpness would be 0.
     - ``flat_region_fraction``: the share of the samples in the connected region around the
       centre where the loss is at most loss(centre) + ``delta`` (by default 1% of the loss
       range; ``flatness_delta``), connected along the axes.
@@ -72,10 +75,16 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
     mean_loss = float(np.abs(values[finite]).mean())
     out["roughness_relative"] = out["roughness"] / mean_loss if mean_loss > 0 else float("nan")
 
+    step = _step_at_centre(axes, centre)  # within it, every axis has a neighbour of the centre
     if radius is None:
-        radius = 0.1 * min((a[-1] - a[0]) / 2 for a in axes)
+        radius = max(0.1 * min((a[-1] - a[0]) / 2 for a in axes), step)
+    elif isinstance(radius, bool) or not np.isfinite(radius) or radius < step * (1 - 1e-9):
+        raise ValueError(
+            f"radius: expected a number >= the grid's step at the centre ({step:.6g}), so that "
+            f"the points within it are more than the centre; got {radius!r}"
+        )
     mesh = np.meshgrid(*axes, indexing="ij")
-    distance = np.sqrt(sum(m**2 for m in mesh))
+    distance = np.sqrt(sum((m - a[k]) ** 2 for m, a, k in zip(mesh, axes, centre)))
     near = finite & (distance <= radius + 1e-12 * radius)
     out["sharpness"] = (
         float(values[near].max() - at_centre)
@@ -130,6 +139,17 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
             out[f"eigenvalue_{axis + 1}"] = value
             out[f"curvature_over_eigenvalue_{axis + 1}"] = out[name] / value if value else np.nan
     return out
+
+
+def _step_at_centre(axes, centre) -> float:
+    """The largest, over the axes of two points or more, of the distance from the centre to its
+    nearest neighbour along that axis."""
+    steps = []
+    for a, k in zip(axes, centre):
+        near = [abs(a[j] - a[k]) for j in (k - 1, k + 1) if 0 <= j < len(a)]
+        if near:
+            steps.append(min(near))
+    return float(max(steps, default=0.0))
 
 
 def features(landscape: Landscape, tree=None, **options) -> dict:
