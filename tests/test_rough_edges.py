@@ -210,3 +210,50 @@ def test_05_sharpness_is_measured_from_the_centre_point_on_an_even_grid():
     land = tl.Landscape(axes=[a], values=a - a[k])  # rising to the right
     m = tl.metrics(land, radius=2 / 3 + 1e-9)
     assert m["sharpness"] == pytest.approx(2 / 3)  # the right neighbour of the centre point
+
+
+# 6 and 13 ------------------------------------------------------------------------------------
+def _flip_a_bit(path, dataset):
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        v = f[dataset][()]
+        bits = v.view(np.uint64)
+        bits.flat[len(bits.flat) // 2] ^= np.uint64(1 << 62)
+        f[dataset][...] = v
+
+
+@pytest.mark.parametrize("dataset", ["values", "spread", "fields/loss", "axes/axis_1"])
+def test_06_a_changed_array_is_refused_by_load_sample_and_the_cli(problem, tmp_path, dataset, capsys):
+    from topo_landscape.cli import main
+
+    model, batch, dirs = problem
+    path = tmp_path / "run.h5"
+    halves = [(batch[0][:8], batch[1][:8]), (batch[0][8:], batch[1][8:])]
+    tl.sample(model, mse, halves, dirs, resolution=5, out=path)
+    tl.load(path)  # intact
+    _flip_a_bit(path, dataset)
+    with pytest.raises(ValueError, match="do not match the checksum"):
+        tl.load(path)
+    with pytest.raises(ValueError, match="do not match the checksum"):
+        tl.sample(model, mse, halves, dirs, resolution=5, out=path)
+    for command in (["info"], ["analyze"], ["plot", "--output", str(tmp_path / "p.png")]):
+        assert main([command[0], str(path), *command[1:]]) == 2
+        assert "do not match the checksum" in capsys.readouterr().err
+
+
+def test_13_a_complete_file_without_values_is_refused_with_exit_2(tmp_path, capsys):
+    import h5py
+
+    from topo_landscape.cli import main
+
+    a = np.linspace(-1, 1, 5)
+    path = tmp_path / "l.h5"
+    tl.Landscape(axes=[a], values=a**2).save(path)
+    with h5py.File(path, "r+") as f:
+        del f["values"]
+    with pytest.raises(ValueError, match="has no values: the file is damaged"):
+        tl.load(path)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err and "KeyError" not in err

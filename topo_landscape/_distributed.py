@@ -16,7 +16,7 @@ import os
 import h5py
 import numpy as np
 
-from .landscape import read_named
+from .landscape import read_array, read_named
 
 
 def context() -> tuple[int, int] | None:
@@ -55,7 +55,7 @@ def read_partial(path: str, key: str, names: dict) -> tuple[np.ndarray, dict] | 
         if f.attrs.get("complete", False):
             arrays = {name: v.ravel() for name, v in read_named(f["fields"]).items()}
             if "spread" in f:
-                arrays["spread"] = f["spread"][()].ravel()
+                arrays["spread"] = read_array(f, "spread").ravel()
             return np.ones(f["values"].size, bool), arrays
         done = f["partial/done"][()]
         return done, read_named(f["partial/arrays"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -155,19 +156,22 @@ def write_landscape(f: h5py.File, land: Landscape) -> None:
     f.attrs["complete"] = True
     axes = f.create_group("axes")
     for i, a in enumerate(land.axes):
-        axes.create_dataset(f"axis_{i}", data=a)
-    f.create_dataset("values", data=land.values)
+        _write_array(axes, f"axis_{i}", a)
+    _write_array(f, "values", land.values)
     if land.spread is not None:
-        f.create_dataset("spread", data=land.spread)
+        _write_array(f, "spread", land.spread)
     group = f.create_group("fields")
     group.attrs["names"] = json.dumps(list(land.fields))  # in order; any str round-trips
     for name, v in land.fields.items():
-        group.create_dataset(h5_name(name), data=v)
+        _write_array(group, h5_name(name), v)
     write_tree(f.create_group("metadata"), land.metadata)
 
 
 def load(path: str | os.PathLike) -> Landscape:
     """Read a Landscape written by :meth:`Landscape.save` or by ``tl.sample(..., out=path)``.
+
+    Each array is written with a SHA-256 of its bytes; a file whose arrays no longer match
+    (changed by hand, damaged on disk) or that lacks one of its parts is refused.
 
     Example
     -------
@@ -193,15 +197,57 @@ def load(path: str | os.PathLike) -> Landscape:
 
 
 def read_landscape(f: h5py.File) -> Landscape:
+    """The Landscape of a complete file, each array checked against the checksum stored with
+    it; a file without one of its parts, or whose bytes changed, is refused."""
+    missing = [part for part in ("axes", "values", "fields", "metadata") if part not in f]
+    if missing:
+        raise ValueError(
+            f"path: {f.filename!r} is marked complete but has no {', '.join(missing)}: the file "
+            "is damaged; sample it again"
+        )
     n = len(f["axes"])
-    axes = [f[f"axes/axis_{i}"][()] for i in range(n)]
+    axes = [read_array(f["axes"], f"axis_{i}") for i in range(n)]
     return Landscape(
         axes=axes,
-        values=f["values"][()],
-        spread=f["spread"][()] if "spread" in f else None,
+        values=read_array(f, "values"),
+        spread=read_array(f, "spread") if "spread" in f else None,
         fields=read_named(f["fields"]),
         metadata=read_tree(f["metadata"]),
     )
+
+
+_CHECKSUM = "sha256"  # of a dataset's dtype, shape and bytes, kept as its attribute
+
+
+def _array_sha256(a: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def _write_array(group: h5py.Group, name: str, data) -> None:
+    data = np.asarray(data)
+    group.create_dataset(name, data=data).attrs[_CHECKSUM] = _array_sha256(data)
+
+
+def read_array(group: h5py.Group, name: str) -> np.ndarray:
+    """A dataset's values, refused when they do not match the checksum written with them (a
+    file from before checksums is read as it is)."""
+    if name not in group:
+        raise ValueError(
+            f"path: {group.file.filename!r} has no {group.name.rstrip('/')}/{name}: the file is "
+            "damaged; sample it again"
+        )
+    ds = group[name]
+    values = ds[()]
+    stored = ds.attrs.get(_CHECKSUM)
+    if stored is not None and stored != _array_sha256(np.asarray(values)):
+        raise ValueError(
+            f"path: {group.file.filename!r}: the data of {ds.name} do not match the checksum "
+            "written with them (the file was changed or damaged since it was written); sample "
+            "it again"
+        )
+    return values
 
 
 def h5_name(name: str) -> str:
@@ -218,8 +264,8 @@ def read_named(group: h5py.Group) -> dict:
     """The datasets of a group written with :func:`h5_name` and a ``names`` attribute, by
     their names, in order (a file without the attribute: by the members' own names)."""
     if "names" not in group.attrs:
-        return {name: ds[()] for name, ds in group.items()}
-    return {name: group[h5_name(name)][()] for name in json.loads(group.attrs["names"])}
+        return {name: read_array(group, name) for name in group}
+    return {name: read_array(group, h5_name(name)) for name in json.loads(group.attrs["names"])}
 
 
 # --- metadata as HDF5 groups, datasets and attributes -------------------------------------------
