@@ -257,3 +257,47 @@ def test_13_a_complete_file_without_values_is_refused_with_exit_2(tmp_path, caps
     assert main(["info", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "Traceback" not in err and "KeyError" not in err
+
+
+# 7 -------------------------------------------------------------------------------------------
+def _scaled(scale_factor, delta=1.0):
+    criterion = nn.HuberLoss(delta=delta)
+
+    def loss(m, b):
+        return scale_factor * criterion(m(b[0]), b[1])
+
+    return loss
+
+
+class _Scaled:
+    def __init__(self, scale):
+        self.scale = scale
+
+    def __call__(self, m, b):
+        return self.scale * mse(m, b)
+
+
+@pytest.mark.parametrize(
+    "first, second, named",
+    [
+        (_scaled(1.0), _scaled(2.0), "loss_fn.<scale_factor>"),
+        (_scaled(1.0), _scaled(1.0, delta=0.5), "loss_fn.<criterion>.delta"),
+        (_Scaled(1.0), _Scaled(3.0), "loss_fn.scale"),
+    ],
+)
+def test_07_a_resume_refusal_names_the_part_of_the_loss_that_differs(
+    problem, tmp_path, first, second, named
+):
+    model, batch, dirs = problem
+    path = tmp_path / "r.h5"
+    tl.sample(model, first, batch, dirs, resolution=3, out=path)
+    with pytest.raises(ValueError) as refusal:
+        tl.sample(model, second, batch, dirs, resolution=3, out=path)
+    assert f"(differing in {named})" in str(refusal.value)
+
+
+def test_07_parts_leave_the_fingerprint_as_it_was():
+    from topo_landscape._fingerprint import fingerprint, fingerprint_parts
+
+    loss = _scaled(1.5)
+    assert fingerprint_parts(loss, "loss_fn")[0] == fingerprint(loss, "loss_fn")[0]

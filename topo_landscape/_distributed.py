@@ -42,7 +42,9 @@ def shard_paths(out: str) -> list[str]:
     return sorted(glob.glob(glob.escape(out) + ".rank*.part"))
 
 
-def read_partial(path: str, key: str, names: dict) -> tuple[np.ndarray, dict] | None:
+def read_partial(
+    path: str, key: str, names: dict, parts: list | None = None
+) -> tuple[np.ndarray, dict] | None:
     """The points a landscape file (partial, or complete) holds, read only: (done, arrays by
     name), or None when it holds none yet. A file made with another resume key is refused
     (:func:`same_key`)."""
@@ -51,7 +53,7 @@ def read_partial(path: str, key: str, names: dict) -> tuple[np.ndarray, dict] | 
     with h5py.File(path, "r") as f:
         if "metadata" not in f:
             return None
-        same_key(f, path, key, names)
+        same_key(f, path, key, names, parts)
         if f.attrs.get("complete", False):
             arrays = {name: v.ravel() for name, v in read_named(f["fields"]).items()}
             if "spread" in f:
@@ -61,18 +63,38 @@ def read_partial(path: str, key: str, names: dict) -> tuple[np.ndarray, dict] | 
         return done, read_named(f["partial/arrays"])
 
 
-def same_key(f: h5py.File, path: str, key: str, names: dict) -> None:
+def same_key(f: h5py.File, path: str, key: str, names: dict, parts: list | None = None) -> None:
     """Refuse a landscape file (open as ``f``) whose resume key is not ``key``, naming the
-    entries that differ (``names`` says what each stands for)."""
+    entries that differ (``names`` says what each stands for) and, for the loss, the parts of
+    it that differ (``parts``: (path, hash) pairs of this call's loss, compared with the
+    file's)."""
     stored = json.loads(f["metadata/resume"].attrs["key"]) if "metadata/resume" in f else None
     expected = json.loads(key)
     if stored != expected:
         differ = [k for k in expected if stored is None or stored.get(k) != expected[k]]
+        what = [names.get(k, k) for k in differ]
+        if "loss_sha256" in differ and parts is not None:
+            where = _loss_parts_differing(f, parts)
+            if where:
+                more = f" and {len(where) - 4} more" if len(where) > 4 else ""
+                what[differ.index("loss_sha256")] += f" (differing in {', '.join(where[:4])}{more})"
         raise ValueError(
             f"out: {path!r} was sampled with other "
-            f"{', '.join(names.get(k, k) for k in differ) or 'settings'} than this call; "
+            f"{', '.join(what) or 'settings'} than this call; "
             "pass another path, or delete the file to start again"
         )
+
+
+def _loss_parts_differing(f: h5py.File, parts: list) -> list[str]:
+    """The parts of the loss that differ between the file's fingerprint and ``parts`` (none
+    when the file predates the record)."""
+    from ._fingerprint import differing_parts
+
+    group = f.get("metadata/fingerprint")
+    if group is None or "loss_parts" not in group.attrs:
+        return []
+    stored = dict(map(tuple, json.loads(group.attrs["loss_parts"])))
+    return differing_parts(stored, dict(map(tuple, parts)))
 
 
 def exchange(mine: np.ndarray, arrays: dict, sampling: dict) -> list:

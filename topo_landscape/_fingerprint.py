@@ -52,19 +52,60 @@ def fingerprint(value, name: str) -> tuple[str, list[str]]:
     return walk.digest.hexdigest(), walk.unknown
 
 
+def fingerprint_parts(value, name: str, depth: int = 2) -> tuple[str, list[str], dict]:
+    """:func:`fingerprint`, and a short hash of each part of ``value`` down to ``depth`` levels
+    (a function's captured values, defaults and globals, an object's attributes, ...) by path,
+    with ``name + " (code)"`` for what no part holds (the code itself): two fingerprints that
+    differ can then say where."""
+    walk = _Walk(parts_depth=depth)
+    walk.add(value, name, 0)
+    parts = {path: h.hexdigest()[:16] for path, h in walk.parts.items()}
+    parts[f"{name} (code)"] = walk.own.hexdigest()[:16]
+    return walk.digest.hexdigest(), walk.unknown, parts
+
+
+def differing_parts(old: dict, new: dict) -> list[str]:
+    """The paths whose hashes differ (or that one side lacks), leaving out those with a
+    differing part below them: the most precise places."""
+    differ = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+    return [p for p in differ if not any(q.startswith((p + ".", p + "[", p + " ")) for q in differ)]
+
+
 class _Walk:
-    def __init__(self):
+    def __init__(self, parts_depth: int = 0):
         self.digest = hashlib.sha256()
         self.unknown: list[str] = []
         self.seen: dict[int, str] = {}
         self.keep: list = []  # keeps walked objects alive, so that their ids stay unique
+        self.parts_depth = parts_depth
+        self.parts: dict[str, object] = {}  # path -> hash of that part (depths 1..parts_depth)
+        self.active: list = []  # the hashes of the parts being walked
+        self.own = hashlib.sha256()  # what is put outside every part
+
+    def update(self, data: bytes) -> None:
+        self.digest.update(data)
+        for h in self.active:
+            h.update(data)
+        if not self.active and self.parts_depth:
+            self.own.update(data)
 
     def put(self, *parts) -> None:
         for part in parts:
-            self.digest.update(str(part).encode())
-            self.digest.update(b"\x00")
+            self.update(str(part).encode())
+            self.update(b"\x00")
 
-    def add(self, value, path: str, depth: int) -> None:  # noqa: C901 - one case per kind
+    def add(self, value, path: str, depth: int) -> None:
+        if not 1 <= depth <= self.parts_depth:
+            return self._add(value, path, depth)
+        part = hashlib.sha256()
+        self.active.append(part)
+        try:
+            self._add(value, path, depth)
+        finally:
+            self.active.pop()
+            self.parts[path] = part
+
+    def _add(self, value, path: str, depth: int) -> None:  # noqa: C901 - one case per kind
         if isinstance(value, _PLAIN):
             if isinstance(value, float) and math.isnan(value):
                 value = "nan"
@@ -84,7 +125,7 @@ class _Walk:
         self.keep.append(value)
         if isinstance(value, torch.Tensor):
             self.put("tensor", value.dtype, tuple(value.shape))
-            self.digest.update(tensor_bytes(value))
+            self.update(tensor_bytes(value))
         elif isinstance(value, np.ndarray):
             if value.dtype.kind == "O":
                 self.put("object-array", value.shape)
@@ -92,7 +133,7 @@ class _Walk:
                     self.add(item, f"{path}[{i}]", depth + 1)
             else:
                 self.put("array", value.dtype.str, value.shape)
-                self.digest.update(np.ascontiguousarray(value).tobytes())
+                self.update(np.ascontiguousarray(value).tobytes())
         elif isinstance(value, Mapping):
             self.put("mapping", type(value).__qualname__, len(value))
             for key, item in value.items():

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from . import _distributed, _model
-from ._fingerprint import fingerprint
+from ._fingerprint import fingerprint, fingerprint_parts
 from ._progress import Progress
 from ._util import available_memory
 from .directions import Directions
@@ -302,7 +302,7 @@ def sample(
 
     model_print = _model.fingerprint(model)
     data_sha256, data_unseen = fingerprint(batch_list, "batches")
-    loss_sha256, loss_unseen = fingerprint(loss_fn, "loss_fn")
+    loss_sha256, loss_unseen, loss_parts = fingerprint_parts(loss_fn, "loss_fn")
     data, data_bytes = _placement(data, batch_list, device)
     if data == "device":
         batch_list = [to_device(b, device) for b in batch_list]
@@ -328,6 +328,7 @@ def sample(
             "loss_sha256": loss_sha256,
             "data_sha256": data_sha256,
             "not_covered": loss_unseen + data_unseen,
+            "loss_parts": [list(item) for item in sorted(loss_parts.items())],  # (which differs)
         },
         "grid": {
             "resolution": list(shape),
@@ -355,11 +356,11 @@ def sample(
         out = os.fspath(out)
         key = metadata["resume"]["key"]
         if shard is not None:  # read every piece before any rank opens its own to write
-            whole = _distributed.read_partial(out, key, _KEY_NAMES)
+            whole = _distributed.read_partial(out, key, _KEY_NAMES, loss_parts)
             if whole is not None and whole[0].all():
                 return _checked(load(out))
             known = [whole] + [
-                _distributed.read_partial(p, key, _KEY_NAMES) for p in _distributed.shard_paths(out)
+                _distributed.read_partial(p, key, _KEY_NAMES, loss_parts) for p in _distributed.shard_paths(out)
             ]
             _distributed.barrier()
             store = _Store.open(_distributed.shard_path(out, rank), axes, weights, metadata)
@@ -367,7 +368,7 @@ def sample(
             store = _Store.open(out, axes, weights, metadata)
             if not store.complete:
                 known = [
-                    _distributed.read_partial(p, key, _KEY_NAMES)
+                    _distributed.read_partial(p, key, _KEY_NAMES, loss_parts)
                     for p in _distributed.shard_paths(out)
                 ]
     else:
@@ -973,7 +974,9 @@ class _Store:
             os.remove(path)
             return cls.open(path, axes, weights, metadata)
         try:
-            _distributed.same_key(f, path, metadata["resume"]["key"], _KEY_NAMES)
+            _distributed.same_key(
+                f, path, metadata["resume"]["key"], _KEY_NAMES, metadata["fingerprint"]["loss_parts"]
+            )
         except ValueError:
             f.close()
             raise
