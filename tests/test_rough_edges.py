@@ -301,3 +301,25 @@ def test_07_parts_leave_the_fingerprint_as_it_was():
 
     loss = _scaled(1.5)
     assert fingerprint_parts(loss, "loss_fn")[0] == fingerprint(loss, "loss_fn")[0]
+
+
+# 8 -------------------------------------------------------------------------------------------
+def _labels_inside(ax, axis="y"):
+    ax.figure.canvas.draw()
+    which = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    k = 1 if axis == "y" else 0
+    return [
+        t.get_text()
+        for t in which.get_ticklabels(which="both")
+        if t.get_text() and lo <= t.get_position()[k] <= hi
+    ]
+
+
+def test_08_a_log_profile_within_a_decade_has_tick_labels():
+    a = np.linspace(-1, 1, 21)
+    values = np.add.outer(a**2, 0.5 * a**2) + 0.8 + 0.1 * np.sin(7 * np.add.outer(a, a))
+    fig = tl.plot.profile(tl.merge_tree(tl.Landscape(axes=[a, a], values=values)), log=True)
+    labels = _labels_inside(fig.axes[0])
+    assert len(labels) >= 3, labels
+    assert all("10^" not in t and "times" not in t for t in labels)

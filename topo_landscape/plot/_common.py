@@ -106,11 +106,17 @@ def colorbar(fig, mappable, ax, label: str, **kwargs):
 
 
 def plain_log_axis(axis) -> None:
-    """Log-scale axis ticks written plainly (0.01, 1, 100) instead of 10^k or 3x10^0."""
+    """Log-scale axis ticks written plainly (0.01, 1, 100) instead of 10^k or 3x10^0. Where
+    the axis spans less than about a decade, so that few or no decades lie inside it, the
+    minor ticks between them are labelled too (all below 0.4 decades, some up to one)."""
     from matplotlib import ticker
 
+    class Plain(ticker.LogFormatter):  # matplotlib's choice of labels, written as tick_text
+        def __call__(self, x, pos=None):
+            return tick_text(x) if super().__call__(x, pos) else ""
+
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: tick_text(v)))
-    axis.set_minor_formatter(ticker.NullFormatter())
+    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
 
 
 def axis_label(landscape, i: int, short: bool = False) -> str:
