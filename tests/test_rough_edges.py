@@ -323,3 +323,25 @@ def test_08_a_log_profile_within_a_decade_has_tick_labels():
     labels = _labels_inside(fig.axes[0])
     assert len(labels) >= 3, labels
     assert all("10^" not in t and "times" not in t for t in labels)
+
+
+# 9 -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [("resolution", 5.7, None), ("resolution", True, None), ("resolution", 5, 5),
+     ("resolution", "7", 7), ("span", True, None), ("span", 2, 2.0), ("span", 1.5, 1.5)],
+)
+def test_09_a_config_file_is_as_strict_as_the_flags(tmp_path, key, value, expected):
+    from topo_landscape.cli import _checked_config, _parser, main
+
+    config = tmp_path / "c.toml"
+    text = str(value).lower() if isinstance(value, bool) else repr(value).replace("'", '"')
+    config.write_text(f"{key} = {text}\n")
+    _, subs = _parser()
+    if expected is None:
+        with pytest.raises(ValueError, match=f"config: {key} = "):
+            _checked_config({key: value}, subs["sample"], "sample")
+        # and from the command line: one error line, exit 2
+        assert main(["sample", "--config", str(config)]) == 2
+    else:
+        assert _checked_config({key: value}, subs["sample"], "sample")[key] == expected

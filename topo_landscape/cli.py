@@ -920,6 +920,12 @@ def _interrupted(args) -> str:
     return "interrupted; nothing was saved"
 
 
+def _text(value) -> str:
+    """A configuration file's number as it would be typed on the command line; a boolean as
+    'true'/'false', which no number option takes."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 def _checked_config(config: dict, sub: argparse.ArgumentParser, command: str) -> dict:
     """The options of a configuration file, each converted and checked as its flag would be."""
     actions = {a.dest: a for a in sub._actions if a.dest not in ("help", "config")}
@@ -934,8 +940,10 @@ def _checked_config(config: dict, sub: argparse.ArgumentParser, command: str) ->
                 raise ValueError(f"config: {key} = {value!r}: expected true or false")
         elif value is not None:
             if action.type is not None:
-                try:
-                    value = action.type(value)
+                try:  # from its text, as the flag would be (int(5.7) and int(True) are not)
+                    if isinstance(value, (dict, list)):
+                        raise TypeError
+                    value = action.type(value if isinstance(value, str) else _text(value))
                 except (TypeError, ValueError):
                     raise ValueError(
                         f"config: {key} = {value!r}: expected a value of type "
