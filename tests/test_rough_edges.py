@@ -345,3 +345,46 @@ def test_09_a_config_file_is_as_strict_as_the_flags(tmp_path, key, value, expect
         assert main(["sample", "--config", str(config)]) == 2
     else:
         assert _checked_config({key: value}, subs["sample"], "sample")[key] == expected
+
+
+# 10 and 11 -----------------------------------------------------------------------------------
+def test_10_a_file_open_in_another_process_is_said_to_be_in_use(problem, tmp_path):
+    import subprocess
+    import sys
+
+    model, batch, dirs = problem
+    path = tmp_path / "run.h5"
+    tl.sample(model, mse, batch, dirs, resolution=3, out=path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import h5py, sys, time\n"
+         f"f = h5py.File({str(path)!r}, 'r+'); print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        for call in (lambda: tl.sample(model, mse, batch, dirs, resolution=3, out=path),
+                     lambda: tl.load(path)):
+            with pytest.raises(ValueError, match="is in use by another process"):
+                call()
+    finally:
+        holder.communicate("")
+    assert tl.load(path).values.shape == (3, 3)
+
+
+def test_11_a_complete_file_without_metadata_is_refused_not_resampled(problem, tmp_path):
+    import h5py
+
+    model, batch, dirs = problem
+    path = tmp_path / "run.h5"
+    tl.sample(model, mse, batch, dirs, resolution=3, out=path)
+    with h5py.File(path, "r+") as f:
+        del f["metadata"]
+    calls = [0]
+
+    def counted(m, b):
+        calls[0] += 1
+        return mse(m, b)
+
+    with pytest.raises(ValueError, match="marked complete but has no metadata"):
+        tl.sample(model, counted, batch, dirs, resolution=3, out=path)
+    assert calls[0] == 0 and path.exists()

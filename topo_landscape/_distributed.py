@@ -16,7 +16,7 @@ import os
 import h5py
 import numpy as np
 
-from .landscape import read_array, read_named
+from .landscape import open_file, read_array, read_named
 
 
 def context() -> tuple[int, int] | None:
@@ -50,7 +50,7 @@ def read_partial(
     (:func:`same_key`)."""
     if not os.path.exists(path):
         return None
-    with h5py.File(path, "r") as f:
+    with open_file(path, "r", "out") as f:
         if "metadata" not in f:
             return None
         same_key(f, path, key, names, parts)

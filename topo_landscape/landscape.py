@@ -167,6 +167,18 @@ def write_landscape(f: h5py.File, land: Landscape) -> None:
     write_tree(f.create_group("metadata"), land.metadata)
 
 
+def open_file(path: str, mode: str, argument: str = "path") -> h5py.File:
+    """``h5py.File(path, mode)``, with a clear refusal when another process holds the file
+    (HDF5 locks a file while it is open for writing)."""
+    try:
+        return h5py.File(path, mode)
+    except BlockingIOError:
+        raise ValueError(
+            f"{argument}: {path!r} is in use by another process (a sample writing it?); wait "
+            "for it to finish, or use another path"
+        ) from None
+
+
 def load(path: str | os.PathLike) -> Landscape:
     """Read a Landscape written by :meth:`Landscape.save` or by ``tl.sample(..., out=path)``.
 
@@ -184,7 +196,7 @@ def load(path: str | os.PathLike) -> Landscape:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no such file {path!r}")
-    with h5py.File(path, "r") as f:
+    with open_file(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"path: {path!r} is not a topo_landscape landscape file")
         if not f.attrs.get("complete", False):

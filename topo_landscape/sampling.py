@@ -39,6 +39,7 @@ from .landscape import (
     Landscape,
     h5_name,
     load,
+    open_file,
     read_landscape,
     read_named,
     read_tree,
@@ -955,7 +956,7 @@ class _Store:
             if not os.path.isdir(folder):
                 raise ValueError(f"out: the folder {folder!r} does not exist")
             try:
-                f = h5py.File(path, "w")
+                f = open_file(path, "w", "out")
             except OSError as err:
                 raise ValueError(f"out: cannot write {path!r} ({err})") from None
             f.attrs["format"] = FORMAT
@@ -963,15 +964,21 @@ class _Store:
             f.attrs["complete"] = False
             return cls(axes, weights, metadata, f, path)
         try:
-            f = h5py.File(path, "r")
+            f = open_file(path, "r", "out")
         except OSError as err:
             raise ValueError(f"out: {path!r} exists and is not an HDF5 file ({err})") from None
         if f.attrs.get("format") != FORMAT:
             f.close()
             raise ValueError(f"out: {path!r} exists and is not a topo_landscape landscape file")
-        if "metadata" not in f:  # a run that stopped before its first point: start over
+        if "metadata" not in f:
+            complete = bool(f.attrs.get("complete", False))
             f.close()
-            os.remove(path)
+            if complete:  # never made by the sampler: damaged (or written by hand)
+                raise ValueError(
+                    f"out: {path!r} is marked complete but has no metadata: the file is "
+                    "damaged; delete it to sample again, or pass another path"
+                )
+            os.remove(path)  # a run that stopped before its first point: start over
             return cls.open(path, axes, weights, metadata)
         try:
             _distributed.same_key(
@@ -986,7 +993,7 @@ class _Store:
             return store
         f.close()
         try:
-            f = h5py.File(path, "r+")
+            f = open_file(path, "r+", "out")
         except OSError as err:
             raise ValueError(
                 f"out: {path!r} is an unfinished sample that cannot be written to go on ({err})"
