@@ -388,3 +388,41 @@ def test_11_a_complete_file_without_metadata_is_refused_not_resampled(problem, t
     with pytest.raises(ValueError, match="marked complete but has no metadata"):
         tl.sample(model, counted, batch, dirs, resolution=3, out=path)
     assert calls[0] == 0 and path.exists()
+
+
+# 12 ------------------------------------------------------------------------------------------
+def test_12_reading_directions_or_checkpoints_gives_one_clear_line_never_advice_to_unpickle(
+    tmp_path,
+):
+    import pickle
+
+    from topo_landscape._model import read_state_dict
+
+    model = nn.Linear(2, 2)
+    a = np.linspace(-1, 1, 3)
+    tl.Landscape(axes=[a], values=a**2).save(tmp_path / "land.h5")
+    torch.save(model, tmp_path / "legacy_object.pt", _use_new_zipfile_serialization=False)
+    torch.save(model, tmp_path / "object.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    (tmp_path / "pickle.pt").write_bytes(pickle.dumps({"x": 1}))
+    tl.random_directions(model, n=1, seed=0).save(tmp_path / "dirs.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "dirs.pt").read_bytes()[:200])
+    torch.save(model.state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    expected = {
+        "land.h5": "is an HDF5 file (a landscape? tl.load reads those), not a torch.save file",
+        "legacy_object.pt": "holds objects other than tensors and plain containers "
+        "(torch.nn.modules.linear.Linear)",
+        "object.pt": "holds objects other than tensors and plain containers "
+        "(torch.nn.modules.linear.Linear)",
+        "text.pt": "is not a torch.save file",
+        "pickle.pt": "is not a torch.save file",
+        "cut.pt": "is a damaged torch.save file",
+    }
+    for name, message in expected.items():
+        for read in (tl.Directions.load, read_state_dict):
+            with pytest.raises(ValueError) as refusal:
+                read(tmp_path / name)
+            text = str(refusal.value)
+            assert message in text, (name, text)
+            assert "\n" not in text and "weights_only" not in text, text
+    assert set(read_state_dict(tmp_path / "legacy.pt")) == {"weight", "bias"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Iterator
 
@@ -141,25 +142,61 @@ def preserved(model: nn.Module, host: bool = False) -> Iterator[dict[str, torch.
             m.train(training)
 
 
-def read_state_dict(path, label: str = "checkpoint", device=None) -> dict:
-    """The state dict in a ``torch.save`` file (or the one a dict holds under "state_dict",
-    "model_state_dict" or "model"), read with ``weights_only=True``; clear errors naming
-    ``label`` for a missing file, one that is not a torch.save file, or one holding objects."""
+_LEGACY_HEADER = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+_HDF5_HEADER = b"\x89HDF\r\n\x1a\n"
+
+
+def _file_kind(path: str) -> str | None:
+    """What a file's first bytes say it is: "zip" (torch.save since torch 1.6), "legacy" (an
+    older torch.save), "hdf5", or None."""
+    with open(path, "rb") as f:
+        head = f.read(len(_LEGACY_HEADER))
+    if zipfile.is_zipfile(path) or head.startswith(b"PK\x03\x04"):  # (the latter cut short)
+        return "zip"
+    if head.startswith(_LEGACY_HEADER):
+        return "legacy"
+    if head.startswith(_HDF5_HEADER):
+        return "hdf5"
+    return None
+
+
+def read_torch_file(path, label: str, device=None):
+    """What a ``torch.save`` file holds, read with ``weights_only=True`` (tensors and plain
+    containers: nothing in it can run code). One clear error naming ``label`` for a missing
+    file, a file that is not a torch.save file (an HDF5 landscape, say), a damaged one, or
+    one holding other objects, which are never unpickled."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"{label}: no such file {path!r}")
-    try:
-        state = torch.load(path, map_location=device or "cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not zipfile.is_zipfile(path):  # (torch.save has written zip files since torch 1.6)
-            raise ValueError(f"{label}: {path!r} is not a torch.save file ({err})") from None
+    kind = _file_kind(path)
+    if kind == "hdf5":
         raise ValueError(
-            f"{label}: {path!r} holds objects other than tensors and plain containers, which "
-            "torch.load(weights_only=True) refuses (unpickling them could run code); save "
-            f"model.state_dict() instead ({str(err).splitlines()[0]})"
+            f"{label}: {path!r} is an HDF5 file (a landscape? tl.load reads those), not a "
+            "torch.save file"
+        )
+    if kind is None:
+        raise ValueError(f"{label}: {path!r} is not a torch.save file")
+    try:
+        return torch.load(path, map_location=device or "cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise ValueError(
+            f"{label}: {path!r} holds objects other than tensors and plain containers{what}, "
+            "which are not read (unpickling them could run code); save model.state_dict() "
+            "instead"
         ) from None
-    except (RuntimeError, EOFError) as err:
-        raise ValueError(f"{label}: {path!r} is not a torch.save file ({err})") from None
+    except Exception as err:  # noqa: BLE001 - torch's readers raise many kinds on bad bytes
+        kind = "torch.save file" if kind == "zip" else "torch.save file of the legacy format"
+        raise ValueError(
+            f"{label}: {path!r} is a damaged {kind} ({type(err).__name__})"
+        ) from None
+
+
+def read_state_dict(path, label: str = "checkpoint", device=None) -> dict:
+    """The state dict in a ``torch.save`` file (or the one a dict holds under "state_dict",
+    "model_state_dict" or "model"), read by :func:`read_torch_file`."""
+    state = read_torch_file(path, label, device)
     if isinstance(state, dict):
         for key in ("state_dict", "model_state_dict", "model"):
             if key in state and isinstance(state[key], dict):

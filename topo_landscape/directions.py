@@ -244,7 +244,7 @@ class Directions:
     @classmethod
     def load(cls, path: str | os.PathLike, map_location=None) -> Directions:
         """Read directions written by :meth:`save`."""
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        data = _model.read_torch_file(path, "path", map_location)
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"path: {os.fspath(path)!r} is not a topo_landscape directions file")
         arr = lambda x: None if x is None else np.asarray(x, dtype=float)  # noqa: E731
