@@ -426,3 +426,15 @@ def test_12_reading_directions_or_checkpoints_gives_one_clear_line_never_advice_
             assert message in text, (name, text)
             assert "\n" not in text and "weights_only" not in text, text
     assert set(read_state_dict(tmp_path / "legacy.pt")) == {"weight", "bias"}
+
+
+# 14 ------------------------------------------------------------------------------------------
+def test_14_auto_records_why_it_chose_even_on_a_grid_too_small_to_time(problem):
+    model, batch, dirs = problem
+    small = tl.sample(model, mse, batch, dirs, resolution=3, mode="auto", progress=False)
+    reason = small.metadata["sampling"]["auto_reason"]
+    assert small.metadata["sampling"]["mode"] == "loop"
+    assert reason.startswith("the loop, untimed: 9 points to sample, fewer than the")
+    timed = tl.sample(model, mse, batch, dirs, resolution=9, mode="auto", progress=False)
+    assert "timed" in timed.metadata["sampling"]["auto_reason"]
+    assert "auto_seconds_per_point" in timed.metadata["sampling"]

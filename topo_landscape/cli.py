@@ -552,6 +552,8 @@ def summary(land, path: str = "") -> str:
             f"{sampling.get('mode', '?')} mode on {sampling.get('device', '?')}, "
             f"{sampling.get('seconds', float('nan')):.1f} s, {meta.get('created', '?')}"
         )
+        if "auto_reason" in sampling:
+            lines.append(f"mode chosen by auto: {sampling['auto_reason']}")
     made = meta.get("provenance", {})
     if made:
         lines.append(f"made by: {made.get('command', '?')}")

@@ -584,7 +584,12 @@ def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
     """
     small = chunk <= 8  # a full chunk is no bigger than the probes: time full chunks
     sizes = [chunk] if small else [4, 8]
-    if pending.size < 2 + ROUNDS * (8 + sum(sizes)):  # too few points to be worth timing
+    needed = 2 + ROUNDS * (8 + sum(sizes))
+    if pending.size < needed:  # too few points to be worth timing
+        sampling["auto_reason"] = (
+            f"the loop, untimed: {pending.size} points to sample, fewer than the {needed} that "
+            "timing both modes takes"
+        )
         return "loop", chunk
     calls: dict[str, list[float]] = {}
     timings = {}
@@ -605,6 +610,9 @@ def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
                 best[("vmap", int(size))] = min(seconds)
         timings["loop"] = best[("loop", chunk)]
         timings["vmap"] = min(v for (kind, _), v in best.items() if kind == "vmap")
+        sampling["auto_reason"] = (
+            "the faster of the two as timed on the first points (auto_seconds_per_point)"
+        )
         return min(best, key=best.get)
 
     evaluate("loop", 1)  # warm-ups
@@ -636,9 +644,11 @@ def _choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
                 break
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
+        sampling["auto_reason"] = "vmap at half a chunk: a full chunk ran out of device memory"
         return "vmap", max(1, chunk // 2)  # the sampling loop halves further if it must
     except (RuntimeError, ValueError, TypeError, NotImplementedError) as err:
         sampling["vmap_error"] = f"{type(err).__name__}: {err}"[:500]
+        sampling["auto_reason"] = "the loop: vmap cannot evaluate the loss (see vmap_error)"
         return "loop", chunk
     return choice()
 
