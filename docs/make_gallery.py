@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 
-import numpy as np
-
-import topo_landscape as tl
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # this checkout's package, from any folder
+
+import numpy as np  # noqa: E402
+
+import topo_landscape as tl  # noqa: E402
+
 OUT = os.path.join(HERE, "gallery")
 
 

@@ -4,11 +4,10 @@ fix; the number in a test's name is the item of the issue."""
 import numpy as np
 import pytest
 import torch
+from conftest import assert_unchanged, snapshot
 from torch import nn
 
 import topo_landscape as tl
-
-from conftest import assert_unchanged, snapshot
 
 
 def mse(model, batch):
@@ -90,8 +89,11 @@ def test_03_any_field_name_round_trips_through_a_file(problem, tmp_path):
     for i, name in enumerate(NAMES):
         np.testing.assert_allclose(again.fields[name], land.fields["train/acc"] * (i + 1))
     np.testing.assert_array_equal(again.values, land.values)
-    plain = tl.Landscape(axes=[np.arange(3.0)], values=[1.0, 2.0, 3.0],
-                         fields={"x/y": [1.0, 2.0, 3.0], "": [0.0, 0.0, 1.0]})
+    plain = tl.Landscape(
+        axes=[np.arange(3.0)],
+        values=[1.0, 2.0, 3.0],
+        fields={"x/y": [1.0, 2.0, 3.0], "": [0.0, 0.0, 1.0]},
+    )
     plain.save(tmp_path / "p.h5")
     assert list(tl.load(tmp_path / "p.h5").fields) == ["x/y", ""]
 
@@ -170,7 +172,9 @@ def _dense_top(model, batch, n):
         return ((torch.func.functional_call(m, ps, (x,)) - y) ** 2).mean()
 
     with sdpa_kernel(SDPBackend.MATH):
-        h = torch.autograd.functional.hessian(f, torch.cat([p.detach().ravel() for p in params.values()]))
+        h = torch.autograd.functional.hessian(
+            f, torch.cat([p.detach().ravel() for p in params.values()])
+        )
     values = np.linalg.eigvalsh(h.numpy())
     return values[np.argsort(-np.abs(values))][:n]
 
@@ -184,8 +188,9 @@ def test_04_hessians_of_models_with_torch_attention_on_the_cpu(kind, hvp):
     saved = snapshot(model)
     dirs = tl.hessian_directions(model, _squared, batch, n=2, hvp=hvp)
     np.testing.assert_allclose(dirs.eigenvalues, _dense_top(model, batch, 2), rtol=1e-3)
-    spectrum = tl.hessian_spectrum(model, _squared, batch, top_n=1, trace_samples=2,
-                                   density=False, hvp=hvp)
+    spectrum = tl.hessian_spectrum(
+        model, _squared, batch, top_n=1, trace_samples=2, density=False, hvp=hvp
+    )
     assert spectrum.eigenvalues[0] == pytest.approx(dirs.eigenvalues[0], rel=1e-3)
     assert_unchanged(model, saved)
 
@@ -224,7 +229,9 @@ def _flip_a_bit(path, dataset):
 
 
 @pytest.mark.parametrize("dataset", ["values", "spread", "fields/loss", "axes/axis_1"])
-def test_06_a_changed_array_is_refused_by_load_sample_and_the_cli(problem, tmp_path, dataset, capsys):
+def test_06_a_changed_array_is_refused_by_load_sample_and_the_cli(
+    problem, tmp_path, dataset, capsys
+):
     from topo_landscape.cli import main
 
     model, batch, dirs = problem
@@ -328,8 +335,15 @@ def test_08_a_log_profile_within_a_decade_has_tick_labels():
 # 9 -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "key, value, expected",
-    [("resolution", 5.7, None), ("resolution", True, None), ("resolution", 5, 5),
-     ("resolution", "7", 7), ("span", True, None), ("span", 2, 2.0), ("span", 1.5, 1.5)],
+    [
+        ("resolution", 5.7, None),
+        ("resolution", True, None),
+        ("resolution", 5, 5),
+        ("resolution", "7", 7),
+        ("span", True, None),
+        ("span", 2, 2.0),
+        ("span", 1.5, 1.5),
+    ],
 )
 def test_09_a_config_file_is_as_strict_as_the_flags(tmp_path, key, value, expected):
     from topo_landscape.cli import _checked_config, _parser, main
@@ -356,14 +370,22 @@ def test_10_a_file_open_in_another_process_is_said_to_be_in_use(problem, tmp_pat
     path = tmp_path / "run.h5"
     tl.sample(model, mse, batch, dirs, resolution=3, out=path)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import h5py, sys, time\n"
-         f"f = h5py.File({str(path)!r}, 'r+'); print('open', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import h5py, sys, time\n"
+            f"f = h5py.File({str(path)!r}, 'r+'); print('open', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "open"
-        for call in (lambda: tl.sample(model, mse, batch, dirs, resolution=3, out=path),
-                     lambda: tl.load(path)):
+        for call in (
+            lambda: tl.sample(model, mse, batch, dirs, resolution=3, out=path),
+            lambda: tl.load(path),
+        ):
             with pytest.raises(ValueError, match="is in use by another process"):
                 call()
     finally:
@@ -438,3 +460,70 @@ def test_14_auto_records_why_it_chose_even_on_a_grid_too_small_to_time(problem):
     timed = tl.sample(model, mse, batch, dirs, resolution=9, mode="auto", progress=False)
     assert "timed" in timed.metadata["sampling"]["auto_reason"]
     assert "auto_seconds_per_point" in timed.metadata["sampling"]
+
+
+# 15 ------------------------------------------------------------------------------------------
+def _bowl(resolution=9, floor=0.0043):
+    a = np.linspace(-1, 1, resolution)
+    return tl.Landscape(axes=[a, a], values=np.add.outer(a**2, a**2) + floor)
+
+
+def test_15_a_one_bar_barcode_has_whole_branch_ticks_and_says_one_branch():
+    from figure_checks import assert_readable
+
+    tree = tl.merge_tree(_bowl())
+    fig = tl.plot.diagram(tree, kind="barcode")
+    assert _labels_inside(fig.axes[0]) == ["0"]
+    assert_readable(fig)
+    assert tl.plot.merge_tree(tree).axes[0].get_xlabel() == "1 branch"
+
+
+def test_15_a_diagram_of_one_class_has_readable_ticks_and_no_negative_loss():
+    from figure_checks import assert_readable
+
+    fig = tl.plot.diagram(tl.merge_tree(_bowl()))
+    assert_readable(fig)
+    assert fig.axes[0].get_xlim()[0] > 0  # the loss is positive: no room below zero
+
+
+def test_15_one_scale_for_every_picture_of_a_landscape(tmp_path):
+    from topo_landscape.cli import main
+
+    # three decades in all, but the profile's basins lie within one: the profile used to be
+    # linear while the surfaces were logarithmic
+    a = np.linspace(-1, 1, 21)
+    values = 1 + 0.2 * np.add.outer(np.cos(6 * a), np.cos(6 * a)) + 999 * np.add.outer(a**8, a**8)
+    land = tl.Landscape(axes=[a, a], values=values)
+    tree = tl.merge_tree(land)
+    assert tl.plot.profile(tree).axes[0].get_yscale() == "log"
+    assert tl.plot.merge_tree(tree).axes[0].get_yscale() == "log"
+    from matplotlib.colors import LogNorm
+
+    heat = tl.plot.surface(land, kind="heatmap").axes[0]
+    assert isinstance((heat.images or heat.collections)[0].norm, LogNorm)
+    land.save(tmp_path / "l.h5")
+    assert (
+        main(
+            [
+                "plot",
+                str(tmp_path / "l.h5"),
+                "--kind",
+                "profile",
+                "--output",
+                str(tmp_path / "p.png"),
+            ]
+        )
+        == 0
+    )
+
+
+def test_15_committed_figures_are_between_1_to_3_and_3_to_1():
+    import pathlib
+    import struct
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    pictures = [*root.glob("experiments/*/figures/*.png"), *root.glob("docs/gallery/*.png")]
+    assert len(pictures) > 10
+    for png in pictures:
+        width, height = struct.unpack(">II", png.read_bytes()[16:24])
+        assert 1 / 3 <= width / height <= 3, (png.name, width, height)

@@ -188,9 +188,7 @@ def read_torch_file(path, label: str, device=None):
         ) from None
     except Exception as err:  # noqa: BLE001 - torch's readers raise many kinds on bad bytes
         kind = "torch.save file" if kind == "zip" else "torch.save file of the legacy format"
-        raise ValueError(
-            f"{label}: {path!r} is a damaged {kind} ({type(err).__name__})"
-        ) from None
+        raise ValueError(f"{label}: {path!r} is a damaged {kind} ({type(err).__name__})") from None
 
 
 def read_state_dict(path, label: str = "checkpoint", device=None) -> dict:

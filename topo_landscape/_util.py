@@ -21,6 +21,11 @@ def jsonable(value):
     return value
 
 
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the right number: "1 branch", "3 branches", "1 minimum"."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
 def available_memory() -> int | None:
     """Bytes of memory available to a new allocation (Linux: MemAvailable), if known."""
     try:

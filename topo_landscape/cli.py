@@ -19,6 +19,7 @@ def demo(
     import torch
 
     import topo_landscape as tl
+    from topo_landscape._util import count
 
     os.makedirs(output, exist_ok=True)
     torch.manual_seed(seed)
@@ -80,7 +81,8 @@ def demo(
     save("profile_hessian_3d.png", tl.plot.profile(tree3, title="3D Hessian profile"))
     features = tree3.features()
     print(
-        f"3D Hessian landscape: {features['n_minima']} minima, {features['n_saddles']} saddles, "
+        f"3D Hessian landscape: {count(features['n_minima'], 'minimum', 'minima')}, "
+        f"{count(features['n_saddles'], 'saddle')}, "
         f"max persistence {features['max_persistence']:.3g}"
     )
     return paths

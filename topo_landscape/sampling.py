@@ -23,7 +23,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
@@ -361,7 +360,8 @@ def sample(
             if whole is not None and whole[0].all():
                 return _checked(load(out))
             known = [whole] + [
-                _distributed.read_partial(p, key, _KEY_NAMES, loss_parts) for p in _distributed.shard_paths(out)
+                _distributed.read_partial(p, key, _KEY_NAMES, loss_parts)
+                for p in _distributed.shard_paths(out)
             ]
             _distributed.barrier()
             store = _Store.open(_distributed.shard_path(out, rank), axes, weights, metadata)
@@ -992,7 +992,11 @@ class _Store:
             return cls.open(path, axes, weights, metadata)
         try:
             _distributed.same_key(
-                f, path, metadata["resume"]["key"], _KEY_NAMES, metadata["fingerprint"]["loss_parts"]
+                f,
+                path,
+                metadata["resume"]["key"],
+                _KEY_NAMES,
+                metadata["fingerprint"]["loss_parts"],
             )
         except ValueError:
             f.close()

@@ -246,29 +246,8 @@ def figures(rows, study, out):
         fig.suptitle(f"3D against 4D at equal steps, seed {seed}")
         fig.savefig(paths["profiles_3d_vs_4d"], dpi=120)
 
-    fig = Figure(figsize=(10.5, 3.3), layout="constrained")
-    for k, (feature, name) in enumerate(
-        [
-            ("3d_n_minima_above_0.001", "3D minima above 1e-3 of the loss range"),
-            ("3d_relative_total_persistence", "3D total persistence / loss range"),
-            ("3d_n_minima_boundary", "3D minima on the boundary of the box"),
-        ]
-    ):
-        ax = fig.add_subplot(1, 3, k + 1)
-        points = ax.scatter(
-            [r[feature] for r in ok],
-            [r["error"] for r in ok],
-            c=[r["beta"] for r in ok],
-            cmap="viridis",
-        )
-        ax.set_xlabel(name)
-        ax.set_ylabel("relative L2 error")
-        ax.set_yscale("log")
-    fig.colorbar(points, ax=fig.axes, label="β")
-    seeds = sorted({r["seed"] for r in ok})
-    fig.suptitle(f"each point one run ({len(ok)} runs, seeds {', '.join(map(str, seeds))})")
     paths["error_vs_topology"] = os.path.join(out, "error_vs_topology.png")
-    fig.savefig(paths["error_vs_topology"], dpi=120)
+    error_vs_topology(ok, paths["error_vs_topology"])
 
     fig = Figure(figsize=(4.6, 3.4), layout="constrained")
     ax = fig.add_subplot()
@@ -287,6 +266,37 @@ def figures(rows, study, out):
     paths["top_eigenvalue_vs_beta"] = os.path.join(out, "top_eigenvalue_vs_beta.png")
     fig.savefig(paths["top_eigenvalue_vs_beta"], dpi=120)
     return paths
+
+
+def error_vs_topology(ok: list[dict], path: str) -> None:
+    """Each run's error against three of its 3D features, a panel each (from the table's rows
+    alone: ``python -c "..."`` can redraw it from results.csv)."""
+    from matplotlib import ticker
+
+    fig = Figure(figsize=(9.6, 3.6), layout="constrained")  # (between 1:3 and 3:1)
+    for k, (feature, name) in enumerate(
+        [
+            ("3d_n_minima_above_0.001", "3D minima above 1e-3 of the loss range"),
+            ("3d_relative_total_persistence", "3D total persistence / loss range"),
+            ("3d_n_minima_boundary", "3D minima on the boundary of the box"),
+        ]
+    ):
+        ax = fig.add_subplot(1, 3, k + 1)
+        points = ax.scatter(
+            [float(r[feature]) for r in ok],
+            [float(r["error"]) for r in ok],
+            c=[float(r["beta"]) for r in ok],
+            cmap="viridis",
+        )
+        ax.set_xlabel(name)
+        ax.set_ylabel("relative L2 error")
+        ax.set_yscale("log")
+        if "_n_" in feature:  # counts: whole numbers only
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    fig.colorbar(points, ax=fig.axes, label="β")
+    seeds = sorted({int(float(r["seed"])) for r in ok})
+    fig.suptitle(f"each point one run ({len(ok)} runs, seeds {', '.join(map(str, seeds))})")
+    fig.savefig(path, dpi=120)
 
 
 def _best_lr(rows):

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..topology.merge_tree import MergeTree
 from ..topology.persistence import diagram as diagram_pairs
-from ._common import auto_log, figure_axes, plain_log_axis
+from ._common import auto_log, figure_axes, plain_log_axis, tick_text
 from .profile import DEFAULT_THRESHOLD, _main_basin_top
 
 
@@ -49,7 +50,7 @@ def diagram(
     finite = np.isfinite(pairs[:, 1])
     values = pairs[np.isfinite(pairs)]
     lo, hi = float(values.min()), float(values.max())
-    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    span = hi - lo if hi > lo else (abs(hi) if hi != 0 else 1.0)  # (one value: about it)
     infinity = hi + 0.12 * span  # where the classes that never die are drawn
     fig, ax = figure_axes(ax, size=(4.4, 4.0) if kind == "diagram" else (5.2, 3.6))
     if kind == "diagram":
@@ -83,6 +84,8 @@ def diagram(
         ax.set_xlim(lo - 0.05 * span, infinity + 0.02 * span)
         ax.set_ylim(lo - 0.05 * span, infinity + 0.06 * span)
         _infinity_tick(ax.yaxis, infinity, lo - 0.05 * span)
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: tick_text(v)))
         ax.set_xlabel("birth: loss at the minimum")
         ax.set_ylabel("death: loss at the saddle")
         ax.legend(frameon=False, fontsize="small", loc="lower right")
@@ -105,7 +108,7 @@ def diagram(
         _infinity_tick(ax.xaxis, infinity, lo - 0.05 * span)
         ax.set_xlabel("loss: each bar from a minimum to the saddle\nwhere its basin merges")
         ax.set_ylabel("branch")
-        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
     if tree.kind == "split":
         ax.set_title("split tree (negated values)", fontsize="small")
     if title:
@@ -115,12 +118,10 @@ def diagram(
 
 def _infinity_tick(axis, infinity: float, lowest: float) -> None:
     """Round ticks up to the finite values and one tick "∞" where the infinite deaths are."""
-    from matplotlib import ticker
-
-    ticks = ticker.MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]).tick_values(lowest, infinity)
+    ticks = ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lowest, infinity)
     step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
     ticks = [t for t in ticks if lowest <= t <= infinity - 0.5 * step]
-    axis.set_ticks([*ticks, infinity], labels=[f"{t:.3g}" for t in ticks] + ["∞"])
+    axis.set_ticks([*ticks, infinity], labels=[tick_text(t) for t in ticks] + ["∞"])
 
 
 def merge_tree(
@@ -160,8 +161,8 @@ def merge_tree(
     b = tree.branches
     x = dendrogram_order(tree)
     top, _ = _main_basin_top(tree)
-    if log is None:
-        log = auto_log(b.birth, [top])
+    if log is None:  # the landscape's own values, as every picture of it
+        log = auto_log(finite)
     fig, ax = figure_axes(ax, size=(5.6, 3.8))
     edge = tree.on_boundary
     for i in range(len(b)):
@@ -205,7 +206,11 @@ def merge_tree(
         plain_log_axis(ax.yaxis)
     ax.set_xlim(-0.6, len(b) - 0.4)
     ax.set_xticks([])
-    ax.set_xlabel(f"{len(b)} branches (younger ones to the right of the branch they join)")
+    ax.set_xlabel(
+        "1 branch"
+        if len(b) == 1
+        else f"{len(b)} branches (younger ones to the right of the branch they join)"
+    )
     ax.set_ylabel("loss")
     if edge.any():
         ax.legend(frameon=False, fontsize="small", loc="upper right")

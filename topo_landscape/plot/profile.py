@@ -19,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
+from .._util import count
 from ..topology.merge_tree import MergeTree
 from ._common import auto_log, figure_axes, plain_log_axis, shared_norm
 from ._common import colorbar as _colorbar
@@ -315,7 +316,8 @@ def profile(
     ax : matplotlib Axes, optional
     log : bool, optional
         Logarithmic loss axis (and colour scale); needs positive losses. By default
-        logarithmic when the loss is positive and spans two decades or more.
+        logarithmic when the landscape's loss is positive and spans two decades or more, the
+        rule of every picture (so that a landscape's profile, merge tree and surfaces agree).
     threshold : float, optional
         Merge basins of persistence below it into their parents. By default 0.1% of the loss
         range: basins at the level of the sampling's noise, which would only crowd the
@@ -372,8 +374,8 @@ def profile(
         min_width=min_width,
     )
     basins, shown = drawing.basins, drawing.tree
-    if log is None:
-        log = auto_log([b.floor for b in basins], [b.rim for b in basins])
+    if log is None:  # the landscape's own values: the rule every picture of it follows
+        log = auto_log(tree.values)
     fig, ax = figure_axes(ax, size=(6.0, 3.8))
     floors = [basin.floor for basin in basins]
     lo, hi = min(floors), max(basin.rim for basin in basins)
@@ -455,7 +457,8 @@ class ProfileDrawing:
         out = []
         if self.above:
             out.append(
-                f"main basin cut at {self.top_rule} ({self.top:.3g}), {self.above} samples above"
+                f"main basin cut at {self.top_rule} ({self.top:.3g}), "
+                f"{count(self.above, 'sample')} above"
             )
         if self.merged:
             out.append(

@@ -143,7 +143,8 @@ def surface(
             cols = min(len(pairs), 3)
             rows = -(-len(pairs) // cols)
             wide = 5.2 if kind == "surface3d" else 4.6
-            fig = Figure(figsize=(wide * cols, 3.9 * rows), layout="constrained")
+            tall = max(3.9, wide * cols / 2.9 / rows)  # (a figure at most 2.9 times as wide)
+            fig = Figure(figsize=(wide * cols, tall * rows), layout="constrained")
             projection = "3d" if kind == "surface3d" else None
             axes = [
                 fig.add_subplot(rows, cols, k + 1, projection=projection) for k in range(len(pairs))
