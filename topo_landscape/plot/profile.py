@@ -4,7 +4,7 @@ Each branch of the merge tree is drawn as a basin: its floor at the branch's min
 the saddle where it merges into its parent (at the top of the landscape for the main basin), its
 width proportional to the samples in its sub-tree. Sub-basins sit inside their parent at the
 height of their saddle, alternating left and right of the parent's floor, the highest saddle
-outermost. Basins are filled by their mean loss.
+outermost. Basins are filled by the loss at their minimum (their floor's height).
 """
 
 from __future__ import annotations
