@@ -76,6 +76,7 @@ def stored_points(out):
     return stored
 
 
+@pytest.mark.slow  # (over 8 s on 2 cores; `./dev slow` runs it)
 def test_one_file_and_a_resume_after_a_killed_rank(tmp_path, reference):
     out = tmp_path / "land.h5"
     killed = job(

@@ -37,6 +37,7 @@ def check_outputs(out, n_rows):
     return rows
 
 
+@pytest.mark.slow  # (over 8 s on 2 cores; `./dev slow` runs it)
 def test_pinn_quick_mode_small(tmp_path, capsys):
     argv = [
         "--quick",

@@ -527,3 +527,20 @@ def test_15_committed_figures_are_between_1_to_3_and_3_to_1():
     for png in pictures:
         width, height = struct.unpack(">II", png.read_bytes()[16:24])
         assert 1 / 3 <= width / height <= 3, (png.name, width, height)
+
+
+def test_01_under_vmap_a_later_error_of_the_loss_is_not_called_a_vmap_limitation(problem):
+    model, batch, dirs = problem
+
+    class Flaky:  # fails at its third call: the probe, one vmap chunk, then this
+        def __init__(self):
+            self._calls = 0
+
+        def __call__(self, m, b):
+            self._calls += 1
+            if self._calls == 3:
+                raise RuntimeError("the user's own failure")
+            return mse(m, b)
+
+    with pytest.raises(RuntimeError, match="the user's own failure"):
+        tl.sample(model, Flaky(), batch, dirs, resolution=5, mode="vmap", chunk=8)

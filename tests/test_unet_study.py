@@ -203,6 +203,7 @@ def stored(out):
     return found
 
 
+@pytest.mark.slow  # (over 8 s on 2 cores; `./dev slow` runs it)
 def test_quick_mode_small_writes_the_table_and_figures_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "study"
     run_study(["--quick", *SMALL, "--epochs", "1", "--out", str(out)])

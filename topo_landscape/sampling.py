@@ -557,7 +557,7 @@ def _run(store, evaluator, axes, mode, chunk, device, progress, pending) -> None
                 sampling["chunk"] = int(chunk)
                 torch.cuda.empty_cache()
             except (RuntimeError, TypeError, NotImplementedError) as err:
-                if mode != "vmap":
+                if mode != "vmap" or pos > 0:  # (vmap ran the loss before: the loss's own)
                     raise
                 raise ValueError(
                     f"mode='vmap': the loss cannot be evaluated under torch.vmap "
