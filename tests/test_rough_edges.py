@@ -544,3 +544,20 @@ def test_01_under_vmap_a_later_error_of_the_loss_is_not_called_a_vmap_limitation
 
     with pytest.raises(RuntimeError, match="the user's own failure"):
         tl.sample(model, Flaky(), batch, dirs, resolution=5, mode="vmap", chunk=8)
+
+
+def test_13_a_reader_that_closes_the_pipe_early_gets_no_error_line(tmp_path):
+    import subprocess
+    import sys
+
+    a = np.linspace(-1, 1, 9)
+    tl.Landscape(axes=[a, a], values=np.add.outer(a**2, a**2)).save(tmp_path / "l.h5")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "topo_landscape.cli", "analyze", str(tmp_path / "l.h5")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    child.stdout.close()  # as `topo-landscape analyze l.h5 | head -1` once head has its line
+    err = child.stderr.read()
+    assert child.wait() == 141 and "error" not in err, err

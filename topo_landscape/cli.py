@@ -882,6 +882,10 @@ def _run(parser, sub, args, argv) -> int:
             f"topo-landscape {args.command}: error: {' '.join(str(err).split())}", file=sys.stderr
         )
         return 2
+    except BrokenPipeError:  # the reader of our output stopped (`... | head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # (so that flushing at exit cannot fail again)
+        return 141  # as a shell reports a process ended by SIGPIPE
     except OSError as err:  # a file that cannot be read or written
         where = f": {err.filename!r}" if err.filename else ""
         print(
