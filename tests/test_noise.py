@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import topo_landscape as tl
-from topo_landscape.topology.merge_tree import standard_error
+from topo_landscape.topology import standard_error
 
 
 def two_wells(n=41):

@@ -4,9 +4,8 @@ A trained model and its loss go in; directions, a sampled n-dimensional landscap
 tree and persistence, metrics and pictures come out.
 """
 
-__version__ = "0.1.0"
-
-from . import examples, plot, topology
+from . import examples, export, plot, topology
+from ._version import __version__ as __version__
 from .directions import Directions, random_directions
 from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
@@ -19,6 +18,7 @@ from .topology import MergeTree, merge_tree, merge_tree_from_points, split_tree
 
 __all__ = [
     "examples",
+    "export",
     "features",
     "plot",
     "Directions",

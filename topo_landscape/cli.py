@@ -599,7 +599,7 @@ def _load(path: str):
 
 
 def _parser():
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="topo-landscape",

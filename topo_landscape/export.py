@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from ._util import jsonable
-from .landscape import Landscape
+from .landscape import Landscape, axis_label
 
 METADATA_ATTR = "topo_landscape_metadata"
 
@@ -71,8 +71,6 @@ def to_xarray(landscape: Landscape):
     (('alpha_1', 'alpha_2'), 1.0)
     """
     xr = _need("xarray")
-    from .plot._common import axis_label
-
     names = dims(landscape)
     arrays, main, spread = _arrays(landscape)
     coords = {
@@ -159,3 +157,27 @@ def to_vtk(landscape: Landscape, path: str | os.PathLike) -> None:
     data = {name: v.ravel() for name, v in _arrays(landscape)[0].items()}
     mesh = meshio.Mesh(points, [(_CELLS[n], cells)], point_data=data)
     mesh.write(path, binary=True) if path.endswith(".vtk") else mesh.write(path)
+
+
+# Landscape's methods of the same names: attached here, so that landscape.py (a floor below)
+# need not import this module; the package imports it, so every Landscape has them.
+def _to_xarray(self):
+    """An ``xarray.Dataset`` of the landscape (:func:`topo_landscape.export.to_xarray`; needs
+    xarray: ``pip install 'topo_landscape[export]'``)."""
+    return to_xarray(self)
+
+
+def _from_xarray(cls, dataset) -> Landscape:
+    """The Landscape of a Dataset made by :meth:`to_xarray` (or read back from netCDF)."""
+    return from_xarray(dataset)
+
+
+def _to_vtk(self, path: str | os.PathLike) -> None:
+    """Write a ``.vtu`` (or legacy ``.vtk``) file for ParaView, of a landscape of 1 to 3
+    dimensions (:func:`topo_landscape.export.to_vtk`; needs meshio)."""
+    to_vtk(self, path)
+
+
+Landscape.to_xarray = _to_xarray
+Landscape.from_xarray = classmethod(_from_xarray)
+Landscape.to_vtk = _to_vtk

@@ -109,27 +109,6 @@ class Landscape:
     def n_nonfinite(self) -> int:
         return int(np.count_nonzero(~np.isfinite(self.values)))
 
-    def to_xarray(self):
-        """An ``xarray.Dataset`` of the landscape (see :func:`topo_landscape.export.to_xarray`;
-        needs xarray: ``pip install 'topo_landscape[export]'``)."""
-        from .export import to_xarray
-
-        return to_xarray(self)
-
-    @classmethod
-    def from_xarray(cls, dataset) -> Landscape:
-        """The Landscape of a Dataset made by :meth:`to_xarray` (or read back from netCDF)."""
-        from .export import from_xarray
-
-        return from_xarray(dataset)
-
-    def to_vtk(self, path: str | os.PathLike) -> None:
-        """Write a ``.vtu`` (or legacy ``.vtk``) file for ParaView, of a landscape of 1 to 3
-        dimensions (see :func:`topo_landscape.export.to_vtk`; needs meshio)."""
-        from .export import to_vtk
-
-        to_vtk(self, path)
-
     def save(self, path: str | os.PathLike) -> None:
         """Write an HDF5 file (atomically: a partial write never replaces a good file), with the
         permissions of the process's umask, as any new file."""
@@ -324,3 +303,44 @@ def read_tree(group: h5py.Group) -> dict:
     for key, item in group.items():
         out[key] = read_tree(item) if isinstance(item, h5py.Group) else item[()]
     return out
+
+
+# --- what the coordinates measure (axis labels of every picture and export) ---------------------
+
+
+def axis_label(landscape, i: int, short: bool = False) -> str:
+    """What coordinate i of a landscape measures, with its unit: for random directions the
+    weights' norm they were scaled to, for Hessian ones a distance along a unit eigenvector,
+    with its eigenvalue. ``short``: the symbol and the eigenvalue only (see ``axes_unit``)."""
+    sub = str(i + 1).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
+    meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
+    kind, norm = meta.get("kind"), meta.get("normalization", "none")
+    eigenvalues = meta.get("eigenvalues")
+    if kind == "hessian" and eigenvalues is not None and norm in ("none", None):
+        value = float(np.asarray(eigenvalues, dtype=float)[i])
+        if short:
+            return f"α{sub} (λ{sub} = {value:.3g})"
+        return f"α{sub} along eigenvector {i + 1} (λ{sub} = {value:.3g})"
+    if kind == "trajectory":
+        ratio = meta.get("info", {}).get("explained_variance_ratio")
+        share = "" if ratio is None else f", {float(np.asarray(ratio)[i]):.0%} of the path"
+        return f"α{sub} along PC {i + 1}{share}" if not short else f"α{sub} (PC {i + 1})"
+    if kind == "interpolation" and not short:
+        return ["α₁ (0: model a, 1: model b)", "α₂ (towards model c)"][min(i, 1)]
+    if norm not in ("none", None) and not short:
+        return f"α{sub} (1 = the weights' norm {_UNITS[norm]})"
+    return f"α{sub}"
+
+
+_UNITS = {"filter": "per filter", "layer": "per layer", "global": "of all weights"}
+
+
+def axes_unit(landscape) -> str:
+    """One line on what the coordinates measure, for pictures whose axis labels are short."""
+    meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
+    norm = meta.get("normalization", "none")
+    if meta.get("kind") == "hessian" and norm in ("none", None):
+        return "α: distance along unit Hessian eigenvectors"
+    if norm not in ("none", None):
+        return f"α: 1 = the weights' norm {_UNITS[norm]}"
+    return ""

@@ -31,6 +31,7 @@ from . import _distributed, _model
 from ._fingerprint import fingerprint, fingerprint_parts
 from ._progress import Progress
 from ._util import available_memory
+from ._version import __version__
 from .directions import Directions
 from .landscape import (
     FORMAT,
@@ -1101,8 +1102,6 @@ class _Store:
 
 
 def _versions() -> dict:
-    from . import __version__
-
     return {
         "topo_landscape": __version__,
         "torch": torch.__version__,

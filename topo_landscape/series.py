@@ -28,7 +28,7 @@ from .landscape import Landscape, load
 from .loss import check_loss
 from .metrics import features as landscape_features
 from .sampling import sample
-from .topology.merge_tree import merge_tree
+from .topology import merge_tree
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..landscape import Landscape
-from ..topology.merge_tree import MergeTree
+from ..topology.tree import MergeTree
 from ._common import auto_log, colorbar, shared_norm
 from .profile import profile, profile_drawing
 from .surface import _central_slice, _line, _plane

@@ -9,8 +9,8 @@ from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..topology.merge_tree import MergeTree
 from ..topology.persistence import diagram as diagram_pairs
+from ..topology.tree import MergeTree
 from ._common import auto_log, figure_axes, plain_log_axis, tick_text
 from .profile import DEFAULT_THRESHOLD, _main_basin_top
 

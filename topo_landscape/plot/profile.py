@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
 from .._util import count
-from ..topology.merge_tree import MergeTree
+from ..topology.tree import MergeTree
 from ._common import auto_log, figure_axes, plain_log_axis, shared_norm
 from ._common import colorbar as _colorbar
 

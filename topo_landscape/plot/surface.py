@@ -15,11 +15,9 @@ from matplotlib.patches import Rectangle
 from matplotlib.patheffects import withStroke
 from matplotlib.ticker import MaxNLocator
 
-from ..landscape import Landscape
+from ..landscape import Landscape, axes_unit, axis_label
 from ._common import (
     auto_log,
-    axes_unit,
-    axis_label,
     colorbar,
     extend,
     figure_axes,

@@ -1,9 +1,10 @@
-"""The merge tree of sub-level sets (join tree), its branch decomposition and simplification.
+"""The merge tree of sub-level sets (join tree) as a value: its branches, H0 pairs,
+simplification, and its features.
 
 After Carr, Snoeyink & Axen 2003 (join trees by union-find) and the elder rule of persistent
 homology: at a saddle, the component with the lower minimum survives and the other's branch
 ends, giving the H0 pair (minimum value, saddle value). Geniesse et al. 2024 draw loss
-landscapes from this tree (the topological landscape profile).
+landscapes from this tree (the topological landscape profile). :mod:`.build` makes trees.
 """
 
 from __future__ import annotations
@@ -15,11 +16,6 @@ from typing import Literal
 
 import networkx as nx
 import numpy as np
-import scipy.sparse as sp
-
-from ..landscape import Landscape, center_index
-from . import _sweep
-from .graph import grid_boundary, grid_offsets, hull_boundary, knn_graph
 
 FEW_BATCHES = 8  # below this, the spread over batches says too little of the noise
 Kind = Literal["join", "split"]
@@ -162,9 +158,7 @@ class MergeTree:
         return _build_graph(self)
 
     def features(self, **options) -> dict:
-        """A flat dict of scalar topological features (see ``topology.persistence.features``)."""
-        from .persistence import features
-
+        """A flat dict of scalar topological features (see :func:`topology.features`)."""
         return features(self, **options)
 
     def simplify(self, threshold: float = 0.0, *, noise: float | None = None) -> MergeTree:
@@ -243,45 +237,6 @@ class MergeTree:
         keep = np.zeros(len(self.branches), bool)
         keep[np.argsort(-self.persistence, kind="stable")[:k]] = True
         return _reduce(self, keep)
-
-
-# --- construction ------------------------------------------------------------------------------
-
-
-def _ordered(values: np.ndarray, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
-    """Internal values (non-finite -> +inf, negated for a split tree) and the sweep order."""
-    f = -values if kind == "split" else values.copy()
-    f[~np.isfinite(values)] = np.inf
-    return f, np.argsort(f, kind="stable")
-
-
-def _from_sweep(values, points, f, order, result, kind, info, boundary) -> MergeTree:
-    survivor, owner = result["survivor"], result["owner"]
-    minima = np.flatnonzero(survivor == np.arange(len(values)))
-    minima = minima[np.argsort(result["rank"][minima])]
-    branch_of_min = np.full(len(values), -1, np.int64)
-    branch_of_min[minima] = np.arange(len(minima))
-    saddle = result["dies_at"][minima]
-    parent = np.where(saddle >= 0, branch_of_min[result["merged_into"][minima]], -1)
-    sign = -1.0 if kind == "split" else 1.0
-    birth = sign * f[minima]
-    death = np.where(saddle >= 0, f[np.maximum(saddle, 0)], np.inf) * sign
-    labels = branch_of_min[survivor[owner]]
-    empty = np.zeros(len(minima))
-    tree = MergeTree(
-        values=values,
-        points=points,
-        branches=Branches(minima, saddle, parent, birth, death, empty.astype(np.int64), empty),
-        labels=labels,
-        rank=result["rank"],
-        component=result["component"],
-        kind=kind,
-        info=info,
-        boundary=boundary,
-    )
-    with np.errstate(invalid="ignore"):
-        ties = birth == death  # zero persistence: an artefact of equal values, not a basin
-    return _reduce(tree, ~ties)
 
 
 def _reduce(tree: MergeTree, keep: np.ndarray) -> MergeTree:
@@ -387,214 +342,159 @@ def _build_graph(tree: MergeTree) -> nx.DiGraph:
     return g
 
 
-# --- public entry points -----------------------------------------------------------------------
+# --- features: a landscape's row of topological numbers ------------------------------------------
 
 
-def _check_values(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=float).ravel()
-    if values.size == 0:
-        raise ValueError("values: expected at least one sample; got none")
-    if not np.isfinite(values).any():
-        raise ValueError(
-            f"values: all {values.size} values are non-finite (NaN or inf); there is no "
-            "landscape to build a tree of"
-        )
-    return values
+def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: float = 3.0) -> dict:
+    """Scalar topological features of a landscape, one flat dict (a row of a table).
 
+    Keys (``minima`` reads ``maxima`` for a split tree):
 
-def merge_tree(
-    landscape: Landscape | np.ndarray,
-    graph: Literal["grid", "knn"] = "grid",
-    *,
-    connectivity: Literal["full", "axis"] = "full",
-    k: int | None = None,
-    kind: Kind = "join",
-    seed: int = 0,
-) -> MergeTree:
-    """The merge tree of a sampled landscape.
-
-    Parameters
-    ----------
-    landscape : Landscape or ndarray
-        A Landscape, or an n-D array of values on a regular grid (axes 0, 1, 2, ...).
-    graph : {"grid", "knn"}
-        ``"grid"``: the exact grid stencil; ``"knn"``: the mutual k-NN graph of the grid points
-        (each axis scaled to unit span), as for scattered samples.
-    connectivity : {"full", "axis"}
-        Grid stencil: all 3^n - 1 neighbours, or the 2n along the axes (what a cubical complex
-        connects; its H0 pairs equal gudhi's).
-    k : int, optional
-        Neighbours for ``graph="knn"``; 4n by default (Geniesse et al. 2024).
-    kind : {"join", "split"}
-        Sub-level sets (minima; the default) or super-level sets (maxima, for barriers).
-    seed : int
-        Seed of pynndescent's search (k-NN of more than 5,000 points in more than 4 dimensions).
-
-    Returns
-    -------
-    MergeTree
-
-    Example
-    -------
-    >>> import numpy as np, topo_landscape as tl
-    >>> x = np.linspace(-2, 2, 41)
-    >>> land = tl.Landscape(axes=[x], values=(x**2 - 1) ** 2 + 0.1 * x)   # two wells
-    >>> tree = tl.merge_tree(land)
-    >>> len(tree.branches), float(tree.pairs[0, 1])
-    (2, inf)
-    """
-    if isinstance(landscape, Landscape):
-        values_nd, axes = landscape.values, landscape.axes
-        points = landscape.points()
-        center = {"center": int(np.ravel_multi_index(center_index(axes), values_nd.shape))}
-    else:
-        values_nd = np.asarray(landscape, dtype=float)
-        if values_nd.ndim == 0:
-            raise ValueError("landscape: expected a Landscape or an n-D array of values")
-        axes = [np.arange(s, dtype=float) for s in values_nd.shape]
-        mesh = np.meshgrid(*axes, indexing="ij")
-        points = np.stack([a.ravel() for a in mesh], axis=1)
-        center = {}
-    if kind not in ("join", "split"):
-        raise ValueError(f"kind: expected 'join' or 'split'; got {kind!r}")
-    values = _check_values(values_nd)
-    boundary = grid_boundary(values_nd.shape)
-    noise, batches = _noise(landscape) if isinstance(landscape, Landscape) else (None, 0.0)
-    if noise is not None:
-        center = {**center, "noise_batches": batches}
-    if graph == "grid":
-        offsets = grid_offsets(values_nd.ndim, connectivity)
-        f, order = _ordered(values, kind)
-        result = _sweep.sweep(order, shape=values_nd.shape, offsets=offsets)
-        info = {"graph": "grid", "connectivity": connectivity, **center}
-        tree = _from_sweep(values, points, f, order, result, kind, info, boundary)
-        return replace(tree, noise=noise)
-    if graph == "knn":
-        tree = merge_tree_from_points(points, values, graph="knn", k=k, kind=kind, seed=seed)
-        return replace(tree, boundary=boundary, info={**tree.info, **center}, noise=noise)
-    raise ValueError(f"graph: expected 'grid' or 'knn'; got {graph!r}")
-
-
-def standard_error(landscape: Landscape) -> np.ndarray | None:
-    """ndarray of shape (N,): the standard error of each value of a Landscape averaged over
-    several batches, from its spread; None for one batch.
-
-    With batch weights w (their sizes over the total), the spread s is the weighted standard
-    deviation over batches; the variance of one batch is estimated as s^2 / (1 - sum w^2), and
-    that of the weighted mean as that times sum w^2. Batch sizes come from the file's resume
-    key (equal weights over ``metadata["sampling"]["n_batches"]`` otherwise).
-    """
-    return _noise(landscape)[0]
-
-
-def _noise(landscape: Landscape) -> tuple[np.ndarray | None, float]:
-    """The standard errors (see ``standard_error``) and the effective number of batches,
-    1 / sum w^2 (0 without them)."""
-    if landscape.spread is None:
-        return None, 0.0
-    meta = landscape.metadata or {}
-    sizes = None
-    key = meta.get("resume", {}).get("key")
-    if isinstance(key, str):
-        import json
-
-        sizes = json.loads(key).get("batch_sizes")
-    if not sizes:
-        count = int(meta.get("sampling", {}).get("n_batches", 0))
-        sizes = [1.0] * count
-    weights = np.asarray(sizes, dtype=float)
-    if weights.size < 2:
-        return None, 0.0
-    weights /= weights.sum()
-    share = float((weights**2).sum())
-    return (np.sqrt(share / (1 - share)) * landscape.spread).ravel(), 1 / share
-
-
-def merge_tree_from_points(
-    points: np.ndarray,
-    values: np.ndarray,
-    graph: Literal["knn"] | sp.spmatrix = "knn",
-    *,
-    k: int | None = None,
-    mutual: bool = True,
-    kind: Kind = "join",
-    seed: int = 0,
-) -> MergeTree:
-    """The merge tree of values at scattered points (no model or grid needed).
-
-    Parameters
-    ----------
-    points : ndarray of shape (N, n)
-        Sample coordinates; duplicates are refused (they make the neighbourhoods ambiguous).
-    values : ndarray of shape (N,)
-    graph : "knn" or a sparse (N, N) adjacency matrix
-        The mutual k-NN graph (default), or any symmetric neighbourhood graph of your own.
-    k : int, optional
-        Neighbours per point; 4n by default.
-    mutual : bool
-        Keep an edge only when each end is among the other's k nearest.
-    kind : {"join", "split"}
-
-    Returns
-    -------
-    MergeTree
+    - ``n_samples``, ``n_components`` (connected parts of the graph), ``n_minima`` (branches),
+      ``n_saddles`` (distinct saddle samples), ``n_nonfinite``.
+    - ``global_min``, ``global_max``, ``loss_range`` over the finite samples; ``loss_at_center``
+      (the sample nearest the origin, for trees of a Landscape; NaN otherwise).
+    - Raw persistence, in loss units, over the finite pairs: ``total_persistence``,
+      ``max_persistence``, ``mean_persistence`` and ``persistence_entropy`` (Shannon entropy,
+      in nats, of persistence / total).
+    - Scale-free: ``relative_total_persistence`` and ``relative_max_persistence`` (divided by
+      ``loss_range``), ``max_persistence_over_center`` (divided by ``loss_at_center``), and
+      ``n_minima_above_{t}`` for each t in ``relative``: the minima whose persistence is at
+      least t times the loss range, the global one included. Multiplying the loss by a constant
+      leaves them unchanged, so they compare landscapes of different loss scales.
+    - With standard errors (a Landscape averaged over several batches):
+      ``n_minima_significant``, the minima whose persistence stands out from the evaluation's
+      noise by ``noise`` standard errors (see ``MergeTree.significant``; NaN below 8
+      effective batches, whose standard errors are too uncertain), and ``noise_batches``, the
+      effective number of batches they come from.
+    - The boundary of the sampled region: ``n_minima_boundary`` and ``n_minima_interior``,
+      ``total_persistence_boundary`` and ``total_persistence_interior``,
+      ``global_min_on_boundary``. A minimum on the boundary may only mean that the loss goes on
+      falling outside the box (see ``MergeTree.on_boundary``).
+    - ``smad``: the saddle-minimum average distance as Landscaper defines it (arXiv
+      2602.07135): the mean loss gap along every edge of the merge tree from a minimum to its
+      adjacent saddle (the next node above it: the lowest saddle where a branch merges into
+      it, or where it merges itself), the global minimum's edge included (up to the tree's
+      root when nothing merges into it). ``smad_relative`` divides it by ``loss_range``;
+      ``smad_weighted`` weights each gap by its basin's volume fraction (the share of the
+      samples labelled with that minimum).
+    - ``basin_{i}_size`` (fraction of the samples in the basin's sub-tree), ``basin_{i}_depth``
+      (persistence; for the main basin, loss range of its component) and
+      ``basin_{i}_mean_loss``, for the ``top`` largest basins (i = 1 is the main basin).
+    - The classical summaries (roughness, sharpness, flatness, curvature at the centre) are
+      :func:`tl.metrics` of the Landscape; ``tl.series`` and the CLI's ``analyze`` put both in
+      one row.
+    - Descriptors of our own (not from the literature), for the "funnel" against "bowl"
+      reading of Geniesse et al. 2024: ``main_basin_fraction`` (samples that belong to no
+      sub-basin of the main one: high for a funnel) and ``relative_depth_2`` (the deepest
+      sub-basin's persistence / the main basin's depth: high for a rough, bowl-like landscape
+      with deep secondary minima).
 
     Example
     -------
     >>> import numpy as np, topo_landscape as tl
-    >>> pts = np.random.default_rng(0).uniform(-1, 1, size=(500, 2))
-    >>> tree = tl.merge_tree_from_points(pts, (pts**2).sum(1), k=8)
-    >>> int(tree.branches.minimum[0]) == int(np.argmin((pts**2).sum(1)))
-    True
+    >>> x = np.linspace(-2, 2, 81)
+    >>> tree = tl.merge_tree(tl.Landscape(axes=[x], values=(x**2 - 1) ** 2 + 0.1 * x))
+    >>> f = tree.features(); f["n_minima"], round(f["max_persistence"], 2)
+    (2, 0.9)
     """
-    points = np.asarray(points, dtype=float)
-    if points.ndim == 1:
-        points = points[:, None]
-    if points.ndim != 2:
-        raise ValueError(f"points: expected an array of shape (N, n); got shape {points.shape}")
-    raw = np.asarray(values, dtype=float)
-    if raw.ndim != 1 or raw.shape[0] != points.shape[0]:
-        raise ValueError(
-            f"values: expected shape ({points.shape[0]},), one per point; got {raw.shape}"
-        )
-    values = _check_values(raw)
-    if kind not in ("join", "split"):
-        raise ValueError(f"kind: expected 'join' or 'split'; got {kind!r}")
-    if isinstance(graph, str):
-        if graph != "knn":
-            raise ValueError(f"graph: expected 'knn' or a sparse adjacency matrix; got {graph!r}")
-        if not np.isfinite(points).all():
-            raise ValueError("points: expected finite coordinates")
-        unique = np.unique(points, axis=0)
-        if len(unique) < len(points):
-            raise ValueError(
-                f"points: {len(points) - len(unique)} duplicate points; a k-NN graph needs "
-                "distinct points (average the values of duplicates first)"
-            )
-        k = 4 * points.shape[1] if k is None else k
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k: expected a positive integer; got {k!r}")
-        adjacency = knn_graph(points, int(k), mutual=mutual, seed=seed)
-        info = {"graph": "knn", "k": int(k), "mutual": bool(mutual)}
-    elif sp.issparse(graph):
-        if graph.shape != (len(values), len(values)):
-            raise ValueError(
-                f"graph: expected an ({len(values)}, {len(values)}) adjacency; got {graph.shape}"
-            )
-        adjacency = sp.csr_matrix(graph)
-        adjacency = adjacency.maximum(adjacency.T).tocsr()
-        info = {"graph": "custom"}
-    else:
-        raise ValueError(
-            f"graph: expected 'knn' or a sparse adjacency matrix; got {type(graph).__name__}"
-        )
-    f, order = _ordered(values, kind)
-    result = _sweep.sweep(order, indptr=adjacency.indptr, indices=adjacency.indices)
-    return _from_sweep(values, points, f, order, result, kind, info, hull_boundary(points))
+    b = tree.branches
+    word = "maxima" if tree.kind == "split" else "minima"
+    values = tree.values
+    finite = np.isfinite(values)
+    lo, hi = float(values[finite].min()), float(values[finite].max())
+    span = hi - lo
+    pers = b.persistence
+    has_end = np.isfinite(pers) & (b.parent >= 0)
+    p = pers[has_end]
+    total = float(p.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shares = p / total if total > 0 else np.zeros(0)
+        entropy = float(-(shares * np.log(shares)).sum()) if shares.size > 1 else 0.0
+    center = (tree.info or {}).get("center")
+    at_center = float(values[center]) if center is not None else float("nan")
+    on = tree.on_boundary
+    ratio = lambda a, c: float(a / c) if c and np.isfinite(c) else float("nan")  # noqa: E731
+    out = {
+        "n_samples": int(tree.n_samples),
+        "n_nonfinite": int((~finite).sum()),
+        "n_components": int((b.parent < 0).sum()),
+        f"n_{word}": int(len(b)),
+        "n_saddles": int(np.unique(b.saddle[b.saddle >= 0]).size),
+        "global_min": lo,
+        "global_max": hi,
+        "loss_range": span,
+        "loss_at_center": at_center,
+        "total_persistence": total,
+        "max_persistence": float(p.max()) if p.size else 0.0,
+        "mean_persistence": float(p.mean()) if p.size else 0.0,
+        "persistence_entropy": entropy,
+        "relative_total_persistence": ratio(total, span) if span > 0 else 0.0,
+        "relative_max_persistence": ratio(p.max(), span) if p.size and span > 0 else 0.0,
+        "max_persistence_over_center": ratio(p.max() if p.size else 0.0, abs(at_center)),
+    }
+    for t in relative:
+        out[f"n_{word}_above_{t:g}"] = int(np.count_nonzero(~(pers < t * span)))
+    out.update(
+        {
+            f"n_{word}_boundary": int(on.sum()),
+            f"n_{word}_interior": int((~on).sum()),
+            "total_persistence_boundary": float(pers[has_end & on].sum()),
+            "total_persistence_interior": float(pers[has_end & ~on].sum()),
+            "global_min_on_boundary": bool(on[0]) if len(on) else False,
+        }
+    )
+    if tree.noise is not None:
+        batches = float(tree.info.get("noise_batches", np.inf))
+        enough = batches >= FEW_BATCHES  # (too few: NaN here; significant() itself warns)
+        out[f"n_{word}_significant"] = int(tree.significant(noise).sum()) if enough else np.nan
+        out["noise_batches"] = batches
+    gaps, fractions = _smad_gaps(tree)
+    usable = np.isfinite(gaps)
+    smad = float(gaps[usable].mean()) if usable.any() else 0.0
+    out["smad"] = smad
+    out["smad_relative"] = smad / span if span > 0 else 0.0
+    out["smad_weighted"] = (
+        float((fractions[usable] * gaps[usable]).sum() / fractions[usable].sum())
+        if usable.any() and fractions[usable].sum() > 0
+        else 0.0
+    )
+    depth = np.where(has_end, pers, 0.0)
+    for i in np.flatnonzero(b.parent < 0):  # a main basin is as deep as its component's range
+        lo, hi = component_extent(tree, i)
+        depth[i] = hi - lo if np.isfinite(lo) else 0.0
+    by_size = np.lexsort((-depth, -b.size))
+    for rank in range(top):
+        if rank < len(by_size):
+            i = by_size[rank]
+            size, d, mean = b.size[i] / tree.n_samples, depth[i], b.mean_loss[i]
+        else:
+            size, d, mean = 0.0, 0.0, float("nan")
+        out[f"basin_{rank + 1}_size"] = float(size)
+        out[f"basin_{rank + 1}_depth"] = float(d)
+        out[f"basin_{rank + 1}_mean_loss"] = float(mean)
+    main = int(np.argmax(b.size))
+    out["main_basin_fraction"] = float(np.mean(tree.labels == main))
+    out["relative_depth_2"] = float(p.max() / depth[main]) if p.size and depth[main] > 0 else 0.0
+    return out
 
 
-def split_tree(
-    landscape: Landscape | np.ndarray, graph: Literal["grid", "knn"] = "grid", **kwargs
-) -> MergeTree:
-    """The split tree (super-level sets: maxima and the saddles between them); see merge_tree."""
-    return merge_tree(landscape, graph, kind="split", **kwargs)
+def _smad_gaps(tree: MergeTree) -> tuple[np.ndarray, np.ndarray]:
+    """Per branch: the loss gap from its minimum to the adjacent node above it in the merge
+    tree (inf where that node's value is not finite), and its basin's volume fraction."""
+    b, rank, values = tree.branches, tree.rank, tree.values
+    adjacent = b.saddle.copy()
+    # the essential branches: their component's root (highest sample) unless a child comes first
+    for i in np.flatnonzero(b.parent < 0):
+        members = np.flatnonzero(tree.component == tree.component[b.minimum[i]])
+        adjacent[i] = members[np.argmax(rank[members])]
+    children = np.flatnonzero(b.parent >= 0)
+    for c in children[np.argsort(rank[b.saddle[children]], kind="stable")[::-1]]:
+        parent = b.parent[c]  # (in descending saddle rank: the lowest one is written last)
+        if rank[b.saddle[c]] < rank[adjacent[parent]]:
+            adjacent[parent] = b.saddle[c]
+    with np.errstate(invalid="ignore"):
+        gaps = np.abs(values[adjacent] - values[b.minimum])
+    gaps[~np.isfinite(values[adjacent])] = np.inf
+    fractions = np.bincount(tree.labels, minlength=len(b)) / tree.n_samples
+    return gaps, fractions
