@@ -50,7 +50,7 @@ def test_streamed_batches_give_the_in_memory_result(mode):
 
 def test_streamed_batches_are_moved_one_at_a_time(monkeypatch):
     """In stream mode each batch is moved to the device once per call, just before use."""
-    import topo_landscape.sampling as sampling
+    import topo_landscape.sampling.evaluate as sampling
 
     model, batches, dirs = problem(3)
     moved = []

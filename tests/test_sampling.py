@@ -327,7 +327,7 @@ def test_bad_input_names_the_argument():
 
 
 def test_auto_stops_timing_vmap_once_it_cannot_win():
-    from topo_landscape.sampling import _choose
+    from topo_landscape.sampling.auto import choose as _choose
 
     def fake(loop, per_call, per_point):
         """Seconds per point: the loop's, and vmap's from T(c) = per_call + per_point c."""
@@ -419,7 +419,7 @@ def test_loop_moves_weights_exactly_like_a_copy_and_adds_per_tensor():
 
 def test_auto_is_not_fooled_by_a_moment_of_load():
     """Load from other work can only slow a call down: one slow probe call must not decide."""
-    from topo_landscape.sampling import _choose
+    from topo_landscape.sampling.auto import choose as _choose
 
     def noisy(loop, vmap, slow_calls):
         """Seconds per point, 40x slower on the calls numbered in ``slow_calls``."""
@@ -445,7 +445,7 @@ def test_auto_is_not_fooled_by_a_moment_of_load():
 def test_auto_runs_vmap_only_at_a_measured_size():
     """A CPU's caches can make big vmap calls slower per point than small ones: when the full
     chunk measures slower than the loop but 8-point calls were faster, vmap runs 8 at a time."""
-    from topo_landscape.sampling import _choose
+    from topo_landscape.sampling.auto import choose as _choose
 
     def evaluate(kind, count):
         if kind == "loop":

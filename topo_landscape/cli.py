@@ -268,7 +268,8 @@ def _sample(args) -> None:
 
 def _sample_on(args, rank: int) -> None:
     import topo_landscape as tl
-    from topo_landscape.series import axis_spans, load_checkpoint, span_rule
+    from topo_landscape.sampling.store import is_complete
+    from topo_landscape.series import axis_spans, directions_for, load_checkpoint, span_rule
 
     say = print if rank == 0 else lambda *_, **__: None  # one process reports
     model, loss_fn, batches = _built(args.factory)
@@ -278,34 +279,34 @@ def _sample_on(args, rank: int) -> None:
         model = model.to(args.device)
     if rank > 0:  # the directions come from rank 0
         dirs = _broadcast(None, args.device)
-    elif args.directions == "hessian":
-        dirs = tl.hessian_directions(
+    else:
+        hessian = args.directions == "hessian"
+        normalization = args.normalization if not hessian or args.normalize_hessian else None
+        dirs = directions_for(
             model,
             loss_fn,
             batches,
+            args.directions,
             n=args.n,
+            normalization=normalization,
             seed=args.seed,
-            normalization=args.normalization if args.normalize_hessian else None,
         )
-        say(
-            f"hessian: top-{args.n} eigenvalues "
-            + ", ".join(f"{v:.4g}" for v in dirs.eigenvalues)
-            + f" ({dirs.info.get('hvp_calls', '?')} Hessian-vector products)"
-        )
-    else:
-        dirs = tl.random_directions(
-            model, n=args.n, normalization=args.normalization, seed=args.seed
-        )
+        if hessian:
+            say(
+                f"hessian: top-{args.n} eigenvalues "
+                + ", ".join(f"{v:.4g}" for v in dirs.eigenvalues)
+                + f" ({dirs.info.get('hvp_calls', '?')} Hessian-vector products)"
+            )
     if rank == 0 and _torchrun_world() > 1:
         dirs = _broadcast(dirs, args.device)
     span = args.span if args.span is not None else axis_spans(dirs, args.rise)
-    if args.span is None and dirs.eigenvalues is not None and not args.normalize_hessian:
+    if args.span is None and dirs.unit_eigenvectors:
         say(
             "span: " + ", ".join(f"{s:.3g}" for s in span) + f" (where the quadratic model has "
             f"changed by {args.rise:g}: up along positive curvature, down along negative; "
             "--span sets them)"
         )
-    finished = _complete(args.output)
+    finished = is_complete(args.output)
     land = tl.sample(
         model,
         loss_fn,
@@ -377,17 +378,6 @@ def _broadcast(dirs, device):
     box = [None if dirs is None else dirs.to("cpu")]
     dist.broadcast_object_list(box, src=0)
     return box[0] if device is None else box[0].to(device)
-
-
-def _complete(path: str) -> bool:
-    """Whether ``path`` is a finished landscape file (which sample() returns as it is)."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return bool(f.attrs.get("complete", False))
-    except OSError:
-        return False
 
 
 def _provenance(args, span_rule: str) -> dict:
@@ -908,17 +898,16 @@ def _interrupted(args) -> str:
     """One line after Ctrl-C: what was saved, and the command that goes on from there."""
     again = args.command_line
     output = getattr(args, "output", None)
-    if args.command == "sample" and output and os.path.exists(output):
-        import h5py
+    if args.command == "sample" and output:
+        from topo_landscape.sampling.store import progress_of
 
-        with h5py.File(output, "r") as f:
-            if f.attrs.get("complete", False):
-                return f"interrupted after {output} was complete"
-            done = f["partial/done"][()] if "partial/done" in f else None
-        if done is not None and done.any():
+        done, total = progress_of(output) or (0, 0)
+        if total and done == total:
+            return f"interrupted after {output} was complete"
+        if done:
             return (
-                f"interrupted: {int(done.sum()):,} of {done.size:,} points are saved in "
-                f"{output}; to go on, run again: {again}"
+                f"interrupted: {done:,} of {total:,} points are saved in {output}; to go on, "
+                f"run again: {again}"
             )
     if args.command == "series" and output and os.path.isdir(output):
         return (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
@@ -201,6 +201,13 @@ class Directions:
         )
         return replace(self, vectors=vectors)
 
+    @property
+    def unit_eigenvectors(self) -> bool:
+        """Whether these are unit Hessian eigenvectors (with their eigenvalues, not rescaled
+        against the weights): coordinates along them are distances, and the quadratic model
+        of the loss along axis i is ``eigenvalues[i] * alpha**2 / 2``."""
+        return self.eigenvalues is not None and self.normalization is None
+
     def metadata(self) -> dict:
         """JSON-like description stored with a Landscape."""
         meta = {
@@ -258,6 +265,15 @@ class Directions:
             residuals=arr(data["residuals"]),
             info=data["info"],
         )
+
+
+def unit_eigenvectors(meta: Mapping) -> bool:
+    """:attr:`Directions.unit_eigenvectors` of the directions a ``metadata()`` record
+    describes (as a Landscape keeps it)."""
+    return meta.get("eigenvalues") is not None and meta.get("normalization", "none") in (
+        "none",
+        None,
+    )
 
 
 def select_parameters(

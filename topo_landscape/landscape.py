@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from ._util import jsonable
+from .directions import unit_eigenvectors
 
 FORMAT = "topo_landscape.Landscape"
 FORMAT_VERSION = 1
@@ -104,6 +105,12 @@ class Landscape:
         """ndarray of shape (N, n): the grid points, row-major like ``values.ravel()``."""
         mesh = np.meshgrid(*self.axes, indexing="ij")
         return np.stack([m.ravel() for m in mesh], axis=1)
+
+    @property
+    def unit_eigenvectors(self) -> bool:
+        """Whether the axes run along unit Hessian eigenvectors (their eigenvalues in
+        ``metadata["directions"]``), so that a coordinate is a distance."""
+        return unit_eigenvectors(self.metadata.get("directions", {}) if self.metadata else {})
 
     @property
     def n_nonfinite(self) -> int:
@@ -315,9 +322,8 @@ def axis_label(landscape, i: int, short: bool = False) -> str:
     sub = str(i + 1).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
     meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
     kind, norm = meta.get("kind"), meta.get("normalization", "none")
-    eigenvalues = meta.get("eigenvalues")
-    if kind == "hessian" and eigenvalues is not None and norm in ("none", None):
-        value = float(np.asarray(eigenvalues, dtype=float)[i])
+    if landscape.unit_eigenvectors:
+        value = float(np.asarray(meta["eigenvalues"], dtype=float)[i])
         if short:
             return f"α{sub} (λ{sub} = {value:.3g})"
         return f"α{sub} along eigenvector {i + 1} (λ{sub} = {value:.3g})"
@@ -339,7 +345,7 @@ def axes_unit(landscape) -> str:
     """One line on what the coordinates measure, for pictures whose axis labels are short."""
     meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
     norm = meta.get("normalization", "none")
-    if meta.get("kind") == "hessian" and norm in ("none", None):
+    if landscape.unit_eigenvectors:
         return "α: distance along unit Hessian eigenvectors"
     if norm not in ("none", None):
         return f"α: 1 = the weights' norm {_UNITS[norm]}"

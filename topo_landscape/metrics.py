@@ -115,7 +115,7 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
 
     meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
     eigenvalues = meta.get("eigenvalues")
-    hessian = meta.get("kind") == "hessian" and meta.get("normalization", "none") == "none"
+    hessian = landscape.unit_eigenvectors
     for axis, a in enumerate(axes):
         k = centre[axis]
         name = f"curvature_{axis + 1}"

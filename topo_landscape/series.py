@@ -28,6 +28,7 @@ from .landscape import Landscape, load
 from .loss import check_loss
 from .metrics import features as landscape_features
 from .sampling import sample
+from .sampling.store import is_complete
 from .topology import merge_tree
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -201,20 +202,16 @@ def series(
             model = load_checkpoint(build(), path)
             if device is not None:
                 model = model.to(device)
-            if isinstance(directions, Directions):
-                dirs = directions
-            elif directions == "hessian":
-                dirs = hessian_directions(
-                    model,
-                    loss_fn,
-                    batches,
-                    n=n,
-                    normalization=normalization,
-                    seed=seed,
-                    progress=progress,
-                )
-            else:
-                dirs = random_directions(model, n=n, normalization=normalization, seed=seed)
+            dirs = directions_for(
+                model,
+                loss_fn,
+                batches,
+                directions,
+                n=n,
+                normalization=normalization,
+                seed=seed,
+                progress=progress,
+            )
             land = sample(
                 model,
                 loss_fn,
@@ -260,10 +257,37 @@ def series(
     return Series(names=names, table=table, landscapes=lands, trees=trees, files=files)
 
 
+def directions_for(
+    model: nn.Module,
+    loss_fn: Callable,
+    batches: Any,
+    directions: str | Directions,
+    *,
+    n: int = 2,
+    normalization: str | None = "filter",
+    seed: int = 0,
+    progress: bool | None = None,
+) -> Directions:
+    """The directions a command asks for by name: ``"random"`` (:func:`tl.random_directions`
+    with ``normalization`` and ``seed``), ``"hessian"`` (the top-n eigenvectors,
+    :func:`tl.hessian_directions`), or the given Directions as they are."""
+    if isinstance(directions, Directions):
+        return directions
+    if directions == "hessian":
+        return hessian_directions(
+            model, loss_fn, batches, n=n, normalization=normalization, seed=seed, progress=progress
+        )
+    if directions == "random":
+        return random_directions(model, n=n, normalization=normalization, seed=seed)
+    raise ValueError(
+        f"directions: expected 'random', 'hessian' or a Directions; got {directions!r}"
+    )
+
+
 def axis_spans(directions: Directions, rise: float = 1.0) -> float | list[float]:
     """The default half-widths: the curvature rule for Hessian directions with their
     eigenvalues (unit eigenvectors), 1 in units of the weights for any other directions."""
-    if _curvature_rule(directions):
+    if directions.unit_eigenvectors:
         return directions.curvature_span(rise)
     return 1.0
 
@@ -273,25 +297,18 @@ def span_rule(directions: Directions, span, rise: float = 1.0) -> str:
     the default of :func:`axis_spans`."""
     if span is not None:
         return "given"
-    if _curvature_rule(directions):
+    if directions.unit_eigenvectors:
         return f"curvature: the quadratic model changes by {rise:g} at the ends"
     return "1 in units of the weights"
-
-
-def _curvature_rule(directions: Directions) -> bool:
-    return directions.eigenvalues is not None and directions.normalization is None
 
 
 def _finished(file: str | None, key: dict) -> Landscape | None:
     """The complete landscape in ``file`` if it was made from the same checkpoint with the same
     settings; None when there is none yet (or it is unfinished: sample() resumes it, under its
     own resume key). A complete file made otherwise is refused, naming what differs."""
-    if file is None or not os.path.exists(file):
+    if file is None or not is_complete(file):
         return None
-    try:
-        land = load(file)
-    except ValueError:
-        return None
+    land = load(file)
     stored = land.metadata.get("series", {}).get("key")
     stored = json.loads(stored) if isinstance(stored, str) else {}
     differ = [k for k in key if stored.get(k) != key[k]]
