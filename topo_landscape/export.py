@@ -83,6 +83,8 @@ def to_xarray(landscape: Landscape):
     }
     if spread is not None:
         attrs["spread"] = spread
+    if landscape.batch_weights is not None:
+        attrs["batch_weights"] = np.asarray(landscape.batch_weights)
     variables = {name: (names, v) for name, v in arrays.items()}
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 
@@ -96,6 +98,7 @@ def from_xarray(dataset) -> Landscape:
                 "is missing)"
             )
     main = dataset.attrs["main"]
+    metadata = json.loads(dataset.attrs[METADATA_ATTR])
     spread_name = dataset.attrs.get("spread")
     names = [str(d) for d in dataset[main].dims]
     fields = {
@@ -110,7 +113,8 @@ def from_xarray(dataset) -> Landscape:
         if spread_name is None
         else np.asarray(dataset[spread_name].transpose(*names).values, dtype=float),
         fields=fields,
-        metadata=json.loads(dataset.attrs[METADATA_ATTR]),
+        metadata=metadata,
+        batch_weights=dataset.attrs.get("batch_weights"),
     )
 
 

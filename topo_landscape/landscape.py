@@ -43,6 +43,14 @@ class Landscape:
     metadata : dict
         JSON-like: directions (normalisation, seed, norms, cosines, eigenvalues), model
         fingerprint, loss name, grid, sampling mode, package versions, creation time.
+        Provenance, for a reader and for the resume check; what later stages use is a field.
+    batch_weights : ndarray of shape (batches,), or None
+        Each batch's share of the mean (sizes, or the sampler's ``batch_weights``), summing
+        to 1; by default what ``metadata`` records (``sampling.n_batches``: equal weights),
+        else None. The noise of the mean over
+        batches (``MergeTree.noise``) is computed from it and ``spread``.
+
+    ``to_xarray``, ``from_xarray`` and ``to_vtk`` are added by :mod:`topo_landscape.export`.
 
     Example
     -------
@@ -58,6 +66,7 @@ class Landscape:
     spread: np.ndarray | None = None
     fields: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    batch_weights: np.ndarray | None = None
 
     def __post_init__(self):
         if isinstance(self.axes, np.ndarray) and self.axes.ndim == 1:
@@ -91,6 +100,20 @@ class Landscape:
         object.__setattr__(self, "spread", spread)
         object.__setattr__(self, "fields", fields)
         object.__setattr__(self, "metadata", dict(self.metadata))
+        if self.batch_weights is None:  # (what the metadata of older files records)
+            object.__setattr__(self, "batch_weights", weights_of(self.metadata))
+        if self.batch_weights is not None:
+            w = np.asarray(self.batch_weights, dtype=float).ravel()
+            if not (w.size and np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
+                raise ValueError(
+                    f"batch_weights: expected finite weights >= 0 with a positive sum; got {w}"
+                )
+            object.__setattr__(self, "batch_weights", w / w.sum())
+
+    @property
+    def n_batches(self) -> int | None:
+        """The number of batches averaged at each point (None when not known)."""
+        return None if self.batch_weights is None else len(self.batch_weights)
 
     @property
     def ndim(self) -> int:
@@ -146,6 +169,8 @@ def write_landscape(f: h5py.File, land: Landscape) -> None:
     _write_array(f, "values", land.values)
     if land.spread is not None:
         _write_array(f, "spread", land.spread)
+    if land.batch_weights is not None:
+        _write_array(f, "batch_weights", land.batch_weights)
     group = f.create_group("fields")
     group.attrs["names"] = json.dumps(list(land.fields))  # in order; any str round-trips
     for name, v in land.fields.items():
@@ -205,13 +230,27 @@ def read_landscape(f: h5py.File) -> Landscape:
         )
     n = len(f["axes"])
     axes = [read_array(f["axes"], f"axis_{i}") for i in range(n)]
+    metadata = read_tree(f["metadata"])
     return Landscape(
         axes=axes,
         values=read_array(f, "values"),
         spread=read_array(f, "spread") if "spread" in f else None,
         fields=read_named(f["fields"]),
-        metadata=read_tree(f["metadata"]),
+        metadata=metadata,
+        batch_weights=read_array(f, "batch_weights") if "batch_weights" in f else None,
     )
+
+
+def weights_of(metadata: Mapping) -> np.ndarray | None:
+    """The batch weights a landscape's metadata records (files from before ``batch_weights``
+    was a field: the sizes in the sampler's resume key, else equal weights over
+    ``sampling.n_batches``); None when it records none."""
+    key = metadata.get("resume", {}).get("key")
+    sizes = json.loads(key).get("batch_sizes") if isinstance(key, str) else None
+    if not sizes:
+        sizes = [1.0] * int(metadata.get("sampling", {}).get("n_batches", 0))
+    sizes = np.asarray(sizes, dtype=float)
+    return sizes / sizes.sum() if sizes.size and sizes.sum() > 0 else None
 
 
 _CHECKSUM = "sha256"  # of a dataset's dtype, shape and bytes, kept as its attribute

@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.patheffects import withStroke
 from matplotlib.ticker import MaxNLocator
 
-from ..landscape import Landscape, axes_unit, axis_label
+from ..landscape import Landscape, axes_unit, axis_label, center_index
 from ._common import (
     auto_log,
     colorbar,
@@ -204,7 +204,7 @@ def surface(
 
 def _central_slice(land: Landscape, i: int, j: int) -> np.ndarray:
     """The 2D slice along axes i and j, the others at their centre: (len_i, len_j)."""
-    index = [len(a) // 2 for a in land.axes]
+    index = list(center_index(land.axes))
     index[i] = index[j] = slice(None)
     return land.values[tuple(index)]
 

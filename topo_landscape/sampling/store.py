@@ -202,6 +202,7 @@ class Store:
             spread=self.arrays["spread"].reshape(self.shape) if n_batches > 1 else None,
             fields=fields,
             metadata=self.metadata,
+            batch_weights=self.weights,
         )
         if self.file is not None:
             self.file.close()

@@ -153,20 +153,9 @@ def _noise(landscape: Landscape) -> tuple[np.ndarray | None, float]:
     1 / sum w^2 (0 without them)."""
     if landscape.spread is None:
         return None, 0.0
-    meta = landscape.metadata or {}
-    sizes = None
-    key = meta.get("resume", {}).get("key")
-    if isinstance(key, str):
-        import json
-
-        sizes = json.loads(key).get("batch_sizes")
-    if not sizes:
-        count = int(meta.get("sampling", {}).get("n_batches", 0))
-        sizes = [1.0] * count
-    weights = np.asarray(sizes, dtype=float)
-    if weights.size < 2:
+    weights = landscape.batch_weights
+    if weights is None or weights.size < 2:
         return None, 0.0
-    weights /= weights.sum()
     share = float((weights**2).sum())
     return (np.sqrt(share / (1 - share)) * landscape.spread).ravel(), 1 / share
 
