@@ -97,7 +97,7 @@ def test_native_top4_matches_exact_hessian(problem, hvp):
 def test_device_lanczos_and_arpack_fallback_agree_with_exact_hessian(problem, n, monkeypatch):
     """The device Lanczos, and ARPACK when its basis would not fit: the same eigenpairs; the
     residuals measured from the Lanczos products equal products of the Ritz vectors."""
-    from topo_landscape import hessian
+    from topo_landscape.hessian import eigen as hessian
 
     model, loss_fn, batch = problem()
     hessian_matrix, names = exact_hessian(model, loss_fn, batch)
