@@ -113,6 +113,15 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
         float(edge_values.mean() / at_centre) if edge_values.size and at_centre else float("nan")
     )
 
+    out.update(_curvatures(landscape, centre, at_centre))
+    return out
+
+
+def _curvatures(landscape: Landscape, centre: tuple, at_centre: float) -> dict:
+    """The second difference along each axis at the centre over the squared step, and beside
+    it the Hessian eigenvalue of the axis when the directions are unit eigenvectors."""
+    values, axes = landscape.values, landscape.axes
+    out = {}
     meta = landscape.metadata.get("directions", {}) if landscape.metadata else {}
     eigenvalues = meta.get("eigenvalues")
     hessian = landscape.unit_eigenvectors

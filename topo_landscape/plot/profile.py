@@ -122,8 +122,20 @@ def profile_layout(
         tree = tree.simplify(threshold)
     if max_basins is not None:
         tree = tree.top(max_basins)
+    layout = _Layout(tree, _rims(tree, top), heights, min_width)
     b = tree.branches
-    children = b.children
+    x = 0.0
+    for i in np.flatnonzero(b.parent < 0):  # one main basin per connected component
+        layout.place(int(i), x)
+        x += layout.size[i]
+    order = {i: k for k, i in enumerate(_preorder(b.children, np.flatnonzero(b.parent < 0)))}
+    return sorted(layout.basins, key=lambda basin: order[basin.branch])
+
+
+def _rims(tree: MergeTree, top: float | None) -> np.ndarray:
+    """Each basin's rim: its saddle; a main basin's at ``top`` (or the main-basin rule); a
+    basin that merges only through non-finite samples at its parent's rim."""
+    b = tree.branches
     cap = main_basin_top(tree) if top is None else float(top)
     rims = np.array(b.death, dtype=float)
     for i in np.flatnonzero(~np.isfinite(rims)):
@@ -134,35 +146,47 @@ def profile_layout(
     for i in np.argsort(-np.nan_to_num(b.size.astype(float))):  # parents (larger) first
         if np.isnan(rims[i]):
             rims[i] = rims[b.parent[i]]
-    rims = np.maximum(rims, b.birth)  # (a cap below a main basin's floor: a flat basin)
-    basins: list[Basin] = []
-    # each branch's own finite samples' values, sorted; non-finite samples are not drawn
-    finite = np.isfinite(tree.values)
-    labels, values = tree.labels[finite], tree.values[finite]
-    order = np.lexsort((values, labels))
-    starts = np.searchsorted(labels[order], np.arange(len(b) + 1))
-    sorted_values = values[order]
+    return np.maximum(rims, b.birth)  # (a cap below a main basin's floor: a flat basin)
 
-    def own_heights(i: int) -> np.ndarray:
-        own = sorted_values[starts[i] : starts[i + 1]]
-        return own[own <= rims[i]]
 
-    # drawn width of each basin: its samples at or below its rim, nested ones included, and a
-    # floor that makes up any shortfall below min_width
-    size = np.array([own_heights(i).size for i in range(len(b))], dtype=float)
-    floor_pad = np.zeros(len(b))
-    pad_below = np.zeros(len(b))  # padding in each sub-tree
-    for i in np.argsort(b.size, kind="stable"):  # children (smaller) before their parents
-        floor_pad[i] = max(0.0, min_width - size[i])
-        size[i] += floor_pad[i]
-        pad_below[i] += floor_pad[i]
-        if b.parent[i] >= 0:
-            size[b.parent[i]] += size[i]
-            pad_below[b.parent[i]] += pad_below[i]
+class _Layout:
+    """The profile's basins as they are placed: each branch's own sorted sample values (the
+    finite ones), the drawn width of each sub-tree (with the floors that make up a
+    shortfall below ``min_width``), and the basins made so far."""
 
-    def place(i: int, left: float) -> tuple[list, float]:
+    def __init__(self, tree: MergeTree, rims: np.ndarray, heights, min_width: float):
+        b = self.b = tree.branches
+        self.children, self.rims, self.heights = b.children, rims, heights
+        self.basins: list[Basin] = []
+        finite = np.isfinite(tree.values)
+        labels, values = tree.labels[finite], tree.values[finite]
+        order = np.lexsort((values, labels))
+        self.starts = np.searchsorted(labels[order], np.arange(len(b) + 1))
+        self.sorted_values = values[order]
+        # drawn width of each basin: its samples at or below its rim, nested ones included,
+        # and a floor that makes up any shortfall below min_width
+        size = np.array([self.own_heights(i).size for i in range(len(b))], dtype=float)
+        self.floor_pad = np.zeros(len(b))
+        self.pad_below = np.zeros(len(b))  # padding in each sub-tree
+        for i in np.argsort(b.size, kind="stable"):  # children (smaller) before their parents
+            self.floor_pad[i] = max(0.0, min_width - size[i])
+            size[i] += self.floor_pad[i]
+            self.pad_below[i] += self.floor_pad[i]
+            if b.parent[i] >= 0:
+                size[b.parent[i]] += size[i]
+                self.pad_below[b.parent[i]] += self.pad_below[i]
+        self.size = size
+
+    def own_heights(self, i: int) -> np.ndarray:
+        own = self.sorted_values[self.starts[i] : self.starts[i + 1]]
+        return own[own <= self.rims[i]]
+
+    def place(self, i: int, left: float) -> tuple[list, float]:
         """Basin i's outline from its left rim to its right rim, and the sum of the samples
         drawn in it (nested ones included)."""
+        b, children, rims, size, heights = self.b, self.children, self.rims, self.size, self.heights
+        floor_pad, pad_below, basins = self.floor_pad, self.pad_below, self.basins
+        own_heights, place = self.own_heights, self.place
         kids = sorted(children[i], key=lambda c: (-rims[c], int(b.minimum[c])))  # outermost first
         left_kids, right_kids = kids[0::2], kids[1::2]
         own = own_heights(i)
@@ -219,13 +243,6 @@ def profile_layout(
             )
         )
         return path, total
-
-    x = 0.0
-    for i in np.flatnonzero(b.parent < 0):  # one main basin per connected component
-        place(int(i), x)
-        x += size[i]
-    order = {i: k for k, i in enumerate(_preorder(children, np.flatnonzero(b.parent < 0)))}
-    return sorted(basins, key=lambda basin: order[basin.branch])
 
 
 def main_basin_top(tree: MergeTree) -> float:

@@ -112,94 +112,107 @@ def surface(
                 f"shape {path.shape}"
             )
     if landscape.ndim == 1:
-        fig, ax = figure_axes(ax, size=(5.0, 3.5))
-        _line(ax, landscape, log, label)
-        if path is not None:
-            for x in path[:, 0]:
-                ax.axvline(x, color="C1", lw=0.6, alpha=0.6)
-        for name, (x,) in _anchors(landscape).items():
-            ax.axvline(x, color="0.4", lw=0.8, ls=":", gid=f"anchor-{name}")
-            ax.annotate(
-                f"model {name}",
-                xy=(x, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(2, -2),
-                textcoords="offset points",
-                va="top",
-                fontsize="small",
-            )
+        fig, ax = _line_figure(landscape, ax, log, label, path)
     else:
-        pairs = list(itertools.combinations(range(landscape.ndim), 2))
-        if ax is not None:
-            pairs = pairs[:1]
-        slices = [_central_slice(landscape, i, j) for i, j in pairs]
-        norm = shared_norm(slices, vmin=vmin, vmax=vmax, norm=norm, log=log)
-        arrows = extend(np.concatenate([v.ravel() for v in slices]), norm)
-        if ax is not None:
-            fig, axes = ax.figure, [ax]
-        else:
-            cols = min(len(pairs), 3)
-            rows = -(-len(pairs) // cols)
-            wide = 5.2 if kind == "surface3d" else 4.6
-            tall = max(3.9, wide * cols / 2.9 / rows)  # (a figure at most 2.9 times as wide)
-            fig = Figure(figsize=(wide * cols, tall * rows), layout="constrained")
-            projection = "3d" if kind == "surface3d" else None
-            axes = [
-                fig.add_subplot(rows, cols, k + 1, projection=projection) for k in range(len(pairs))
-            ]
-        mappable = None
-        for a, (i, j), values in zip(axes, pairs, slices):
-            mappable = _plane(
-                a,
-                landscape.axes[i],
-                landscape.axes[j],
-                values,
-                kind,
-                norm,
-                cmap,
-                levels,
-                arrows,
-                label,
-            )
-            short = kind == "surface3d"  # (3D axes have no room for long labels)
-            a.set_xlabel(axis_label(landscape, i, short), fontsize="small")
-            a.set_ylabel(axis_label(landscape, j, short), fontsize="small")
-            if not short:
-                a.xaxis.set_major_locator(MaxNLocator(nbins=4))
-                a.yaxis.set_major_locator(MaxNLocator(nbins=5))
-            headline = (
-                [f"slice through the centre ({i + 1}, {j + 1})"] if landscape.ndim > 2 else []
-            )
-            if short and axes_unit(landscape):
-                headline.append(axes_unit(landscape))
-            if headline:
-                a.set_title("\n".join(headline), fontsize="small")
-            if path is not None and kind != "surface3d":
-                _path(a, path[:, i], path[:, j])
-            if kind != "surface3d":
-                for name, point in _anchors(landscape).items():
-                    a.plot(*point, marker="o", color="w", mec="k", ms=6, zorder=6)
-                    a.annotate(
-                        name,
-                        xy=point,
-                        xytext=(5, 4),
-                        textcoords="offset points",
-                        color="w",
-                        fontweight="bold",
-                        zorder=7,
-                        gid=f"anchor-{name}",
-                        path_effects=[withStroke(linewidth=2, foreground="k")],
-                    )
-            missing = int(np.count_nonzero(~np.isfinite(values)))
-            if missing:
-                shown = "hatched" if kind != "surface3d" else "left out"
-                note_nonfinite(a, f"{missing} of {values.size} points non-finite ({shown})")
-        pad = 0.12 if kind == "surface3d" else 0.02  # (clear of a 3D axis's z label)
-        colorbar(fig, mappable, axes, label, shrink=0.9, pad=pad, extend=arrows)
-        ax = axes[0]
+        fig, ax = _plane_figure(
+            landscape, ax, kind, log, label, path, vmin, vmax, norm, cmap, levels
+        )
     if title:
         (fig.suptitle if landscape.ndim > 2 and len(fig.axes) > 2 else ax.set_title)(title)
     return fig
+
+
+def _line_figure(landscape: Landscape, ax, log: bool, label: str, path) -> tuple:
+    """A 1-D landscape as a line, with the path's points and the anchors marked."""
+    fig, ax = figure_axes(ax, size=(5.0, 3.5))
+    _line(ax, landscape, log, label)
+    if path is not None:
+        for x in path[:, 0]:
+            ax.axvline(x, color="C1", lw=0.6, alpha=0.6)
+    for name, (x,) in _anchors(landscape).items():
+        ax.axvline(x, color="0.4", lw=0.8, ls=":", gid=f"anchor-{name}")
+        ax.annotate(
+            f"model {name}",
+            xy=(x, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -2),
+            textcoords="offset points",
+            va="top",
+            fontsize="small",
+        )
+    return fig, ax
+
+
+def _plane_figure(landscape, ax, kind, log, label, path, vmin, vmax, norm, cmap, levels):
+    """A 2-D landscape, or the slices through the centre of one of 3 or more dimensions (one
+    panel per pair of axes), on one colour scale."""
+    pairs = list(itertools.combinations(range(landscape.ndim), 2))
+    if ax is not None:
+        pairs = pairs[:1]
+    slices = [_central_slice(landscape, i, j) for i, j in pairs]
+    norm = shared_norm(slices, vmin=vmin, vmax=vmax, norm=norm, log=log)
+    arrows = extend(np.concatenate([v.ravel() for v in slices]), norm)
+    if ax is not None:
+        fig, axes = ax.figure, [ax]
+    else:
+        cols = min(len(pairs), 3)
+        rows = -(-len(pairs) // cols)
+        wide = 5.2 if kind == "surface3d" else 4.6
+        tall = max(3.9, wide * cols / 2.9 / rows)  # (a figure at most 2.9 times as wide)
+        fig = Figure(figsize=(wide * cols, tall * rows), layout="constrained")
+        projection = "3d" if kind == "surface3d" else None
+        axes = [
+            fig.add_subplot(rows, cols, k + 1, projection=projection) for k in range(len(pairs))
+        ]
+    mappable = None
+    for a, (i, j), values in zip(axes, pairs, slices):
+        mappable = _plane(
+            a,
+            landscape.axes[i],
+            landscape.axes[j],
+            values,
+            kind,
+            norm,
+            cmap,
+            levels,
+            arrows,
+            label,
+        )
+        short = kind == "surface3d"  # (3D axes have no room for long labels)
+        a.set_xlabel(axis_label(landscape, i, short), fontsize="small")
+        a.set_ylabel(axis_label(landscape, j, short), fontsize="small")
+        if not short:
+            a.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            a.yaxis.set_major_locator(MaxNLocator(nbins=5))
+        headline = [f"slice through the centre ({i + 1}, {j + 1})"] if landscape.ndim > 2 else []
+        if short and axes_unit(landscape):
+            headline.append(axes_unit(landscape))
+        if headline:
+            a.set_title("\n".join(headline), fontsize="small")
+        if path is not None and kind != "surface3d":
+            _path(a, path[:, i], path[:, j])
+        if kind != "surface3d":
+            for name, point in _anchors(landscape).items():
+                a.plot(*point, marker="o", color="w", mec="k", ms=6, zorder=6)
+                a.annotate(
+                    name,
+                    xy=point,
+                    xytext=(5, 4),
+                    textcoords="offset points",
+                    color="w",
+                    fontweight="bold",
+                    zorder=7,
+                    gid=f"anchor-{name}",
+                    path_effects=[withStroke(linewidth=2, foreground="k")],
+                )
+        missing = int(np.count_nonzero(~np.isfinite(values)))
+        if missing:
+            shown = "hatched" if kind != "surface3d" else "left out"
+            note_nonfinite(a, f"{missing} of {values.size} points non-finite ({shown})")
+    pad = 0.12 if kind == "surface3d" else 0.02  # (clear of a 3D axis's z label)
+    colorbar(fig, mappable, axes, label, shrink=0.9, pad=pad, extend=arrows)
+    ax = axes[0]
+    return fig, ax
 
 
 def _central_slice(land: Landscape, i: int, j: int) -> np.ndarray:

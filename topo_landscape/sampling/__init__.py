@@ -236,31 +236,18 @@ def _plan(
     batch_list, sizes = _batches(batches, batch_weights, max_batches)
     device = torch.device(device) if device is not None else _model.model_device(model)
     work = model if device == _model.model_device(model) else copy.deepcopy(model).to(device)
-    data_sha256, data_unseen = fingerprint(batch_list, "batches")
-    loss_sha256, loss_unseen, loss_parts = fingerprint_parts(loss_fn, "loss_fn")
     data, data_bytes = placement(data, batch_list, device)
+    key, prints = _resume_key(model, loss_fn, batch_list, directions, axes, sizes, batch_weights)
     if data == "device":
         batch_list = [to_device(b, device) for b in batch_list]
-    key = {
-        "directions_sha256": directions.sha256,
-        "weights_sha256": _model.fingerprint(model)["weights_sha256"],
-        "buffers_sha256": _model.fingerprint(model)["buffers_sha256"],
-        "axes": [a.tolist() for a in axes],
-        "loss": loss_name(loss_fn),
-        "loss_sha256": loss_sha256,
-        "data_sha256": data_sha256,
-        "batch_sizes": sizes.astype(int).tolist() if batch_weights is None else sizes.tolist(),
-    }
     if autocast is not None:
         key["autocast"] = str(autocast)
-    unseen = loss_unseen + data_unseen
-    if out is not None and unseen:
+    if out is not None and prints["not_covered"]:
         warnings.warn(
-            f"out: the resume fingerprint cannot see into {', '.join(unseen)}; "
+            f"out: the resume fingerprint cannot see into {', '.join(prints['not_covered'])}; "
             "a later call resumes this file even if those differ",
             stacklevel=3,
         )
-    parts = [list(item) for item in sorted(loss_parts.items())]
     return Plan(
         model=model,
         work=work,
@@ -277,23 +264,37 @@ def _plan(
         data_bytes=data_bytes,
         autocast=autocast,
         metadata=resume_metadata(
-            key,
-            metadata,
-            directions,
-            _model.fingerprint(model),
-            loss_name(loss_fn),
-            axes,
-            {
-                "loss_sha256": loss_sha256,
-                "data_sha256": data_sha256,
-                "not_covered": unseen,
-                "loss_parts": parts,
-            },
+            key, metadata, directions, _model.fingerprint(model), loss_name(loss_fn), axes, prints
         ),
-        loss_parts=parts,
+        loss_parts=prints["loss_parts"],
         out=None if out is None else os.fspath(out),
         shard=shard.context(),
     )
+
+
+def _resume_key(model, loss_fn, batches, directions, axes, sizes, batch_weights) -> tuple:
+    """What determines the values (the resume key: a file is reused only under it) and the
+    fingerprints behind it, with what they cannot see and the loss's parts."""
+    data_sha256, data_unseen = fingerprint(batches, "batches")
+    loss_sha256, loss_unseen, loss_parts = fingerprint_parts(loss_fn, "loss_fn")
+    model_print = _model.fingerprint(model)
+    key = {
+        "directions_sha256": directions.sha256,
+        "weights_sha256": model_print["weights_sha256"],
+        "buffers_sha256": model_print["buffers_sha256"],
+        "axes": [a.tolist() for a in axes],
+        "loss": loss_name(loss_fn),
+        "loss_sha256": loss_sha256,
+        "data_sha256": data_sha256,
+        "batch_sizes": sizes.astype(int).tolist() if batch_weights is None else sizes.tolist(),
+    }
+    prints = {
+        "loss_sha256": loss_sha256,
+        "data_sha256": data_sha256,
+        "not_covered": loss_unseen + data_unseen,
+        "loss_parts": [list(item) for item in sorted(loss_parts.items())],  # (which differs)
+    }
+    return key, prints
 
 
 def _batches(batches, batch_weights, max_batches) -> tuple[list, np.ndarray]:
