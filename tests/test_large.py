@@ -84,7 +84,7 @@ def test_the_mean_over_batches_by_hand_with_weights_and_a_limit():
         tl.sample(model, loss_fn, batches, dirs, batch_weights=[0.0] * 5, **kw)
     with pytest.raises(ValueError, match="max_batches: expected a positive integer"):
         tl.sample(model, loss_fn, batches, dirs, max_batches=0, **kw)
-    with pytest.raises(ValueError, match="data: expected 'auto', 'device' or 'stream'"):
+    with pytest.raises(ValueError, match=r"data: expected one of \('auto', 'device', 'stream'\)"):
         tl.sample(model, loss_fn, batches, dirs, data="host", **kw)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _model
+from . import _model, _validate
 from ._fingerprint import tensors_sha256
 from ._util import jsonable
 
@@ -312,12 +312,6 @@ def select_parameters(
     return picked
 
 
-def check_count(n, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{name}: expected a positive integer number of directions; got {n!r}")
-    return int(n)
-
-
 def random_directions(
     model: nn.Module,
     n: int = 2,
@@ -373,7 +367,7 @@ def random_directions(
     >>> bool(abs(dirs.cosines[0, 1]) < 1e-6)  # exact in float64, then cast to float32
     True
     """
-    n = check_count(n)
+    n = _validate.integer(n, "n", what="number of directions")
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             "normalization: expected one of 'filter', 'layer', 'global' or None; "

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _model
-from .directions import Directions, check_count
+from . import _model, _validate
+from .directions import Directions
 
 Checkpoint = nn.Module | Mapping | str | os.PathLike
 
@@ -63,7 +63,7 @@ def trajectory_directions(
     >>> round(float(dirs.info["explained_variance_ratio"][0]), 6)
     1.0
     """
-    n = check_count(n)
+    n = _validate.integer(n, "n", what="number of directions")
     points = list(checkpoints)
     if len(points) < 2:
         raise ValueError(f"checkpoints: expected at least two; got {len(points)}")

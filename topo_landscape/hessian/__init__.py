@@ -24,12 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import _model
+from .. import _model, _validate
 from .._progress import Progress
 from ..directions import (
     NORMALIZATIONS,
     Directions,
-    check_count,
     scale_to_weights,
     select_parameters,
 )
@@ -218,7 +217,7 @@ def hessian_directions(
     >>> dirs.eigenvalues.shape, bool(dirs.residuals.max() < 1e-4)
     ((2,), True)
     """
-    n = check_count(n)
+    n = _validate.integer(n, "n", what="number of directions")
     if backend not in ("lanczos", "pyhessian"):
         raise ValueError(f"backend: expected 'lanczos' or 'pyhessian'; got {backend!r}")
     if which not in ("magnitude", "largest"):
@@ -305,15 +304,10 @@ def hessian_spectrum(
     >>> spec.eigenvalues.shape, spec.density.shape
     ((2,), (1000,))
     """
-    top_n = int(top_n)
-    for name, value, low in [
-        ("top_n", top_n, 0),
-        ("trace_samples", trace_samples, 2),
-        ("density_runs", density_runs, 1),
-        ("density_steps", density_steps, 1),
-    ]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
+    top_n = _validate.integer(top_n, "top_n", low=0)
+    _validate.integer(trace_samples, "trace_samples", low=2)
+    _validate.integer(density_runs, "density_runs")
+    _validate.integer(density_steps, "density_steps")
     batch_list, names = _prepare(model, loss_fn, batches, parameters)
     with _differentiable(model, names), Progress(None, "hessian", "products", progress) as bar:
         op = HVP(model, loss_fn, batch_list, names, hvp)

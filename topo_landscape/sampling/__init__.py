@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import _model
+from .. import _model, _validate
 from .._fingerprint import fingerprint, fingerprint_parts
 from ..directions import Directions
 from ..landscape import Landscape, load
@@ -219,14 +219,11 @@ def _plan(
             f"...); got {type(directions).__name__}"
         )
     directions.check(model)
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}; got {mode!r}")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise ValueError(f"chunk: expected a positive integer or None; got {chunk!r}")
+    _validate.one_of(mode, "mode", MODES)
+    chunk = _validate.integer(chunk, "chunk", none=True)
     axes = grid_axes(len(directions), resolution, span, bounds)
     check_memory(tuple(len(a) for a in axes))
-    if data not in ("auto", "device", "stream"):
-        raise ValueError(f"data: expected 'auto', 'device' or 'stream'; got {data!r}")
+    _validate.one_of(data, "data", ("auto", "device", "stream"))
     if autocast is not None and not (
         isinstance(autocast, torch.dtype) and autocast in (torch.bfloat16, torch.float16)
     ):
@@ -302,9 +299,7 @@ def _batches(batches, batch_weights, max_batches) -> tuple[list, np.ndarray]:
     its size, or the given ``batch_weights``."""
     batch_list = as_batches(batches)
     n_given = len(batch_list)
-    if max_batches is not None:
-        if isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1:
-            raise ValueError(f"max_batches: expected a positive integer; got {max_batches!r}")
+    if _validate.integer(max_batches, "max_batches", none=True) is not None:
         batch_list = batch_list[:max_batches]
     sizes = np.array([batch_size(b) for b in batch_list], dtype=float)
     empty = np.flatnonzero(sizes == 0)

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from .. import _validate
 from ..landscape import Landscape, center_index
 from . import _sweep
 from .graph import grid_boundary, grid_offsets, hull_boundary, knn_graph
@@ -222,8 +223,7 @@ def merge_tree_from_points(
                 "distinct points (average the values of duplicates first)"
             )
         k = 4 * points.shape[1] if k is None else k
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k: expected a positive integer; got {k!r}")
+        k = _validate.integer(k, "k")
         adjacency = knn_graph(points, int(k), mutual=mutual, seed=seed)
         info = {"graph": "knn", "k": int(k), "mutual": bool(mutual)}
     elif sp.issparse(graph):

@@ -17,6 +17,8 @@ from typing import Literal
 import networkx as nx
 import numpy as np
 
+from .. import _validate
+
 FEW_BATCHES = 8  # below this, the spread over batches says too little of the noise
 Kind = Literal["join", "split"]
 
@@ -232,8 +234,7 @@ class MergeTree:
         Parents are at least as persistent as their children and older, so the kept set is
         closed under parents, as in :meth:`simplify`. Every essential branch is kept.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k: expected a positive integer; got {k!r}")
+        k = _validate.integer(k, "k")
         keep = np.zeros(len(self.branches), bool)
         keep[np.argsort(-self.persistence, kind="stable")[:k]] = True
         return _reduce(self, keep)
