@@ -62,10 +62,6 @@ def check_loss(loss_fn) -> None:
         raise TypeError(f"loss_fn: expected a callable loss_fn(model, batch); got {loss_fn!r}")
 
 
-def loss_name(loss_fn: Callable) -> str:
-    return getattr(loss_fn, "__name__", type(loss_fn).__name__)
-
-
 def as_batches(batches: Any) -> list:
     """One batch, a list/tuple of batches, or a re-iterable loader -> a list of batches.
 

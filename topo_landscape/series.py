@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import json
 import math
 import os
@@ -21,7 +20,7 @@ from torch import nn
 from . import _model
 from ._fingerprint import fingerprint
 from ._progress import Progress
-from ._util import jsonable
+from ._util import file_sha256, jsonable
 from .directions import Directions, random_directions
 from .hessian import hessian_directions
 from .landscape import Landscape, load
@@ -344,14 +343,6 @@ _SETTING_NAMES = {
     "loss_sha256": "loss function",
     "data_sha256": "evaluation data",
 }
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _table(rows: list[dict]):

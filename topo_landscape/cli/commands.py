@@ -303,7 +303,7 @@ def _broadcast(dirs, device):
 def _provenance(args, span_rule: str) -> dict:
     """What the file records of how it was made: the command line, factory, checkpoint, and
     how the half-widths were chosen."""
-    from topo_landscape.series import file_sha256
+    from topo_landscape._util import file_sha256
 
     made = {"command": args.command_line, "factory": args.factory, "span_rule": span_rule}
     if getattr(args, "checkpoint", None):

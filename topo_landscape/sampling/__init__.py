@@ -22,9 +22,10 @@ from torch import nn
 
 from .. import _model, _validate
 from .._fingerprint import fingerprint, fingerprint_parts
+from .._util import name_of
 from ..directions import Directions
 from ..landscape import Landscape, load
-from ..loss import as_batches, batch_size, check_loss, loss_name, to_device
+from ..loss import as_batches, batch_size, check_loss, to_device
 from . import shard
 from .evaluate import ReadsParameters, evaluate_grid, placement
 from .grid import MODES, check_memory, grid_axes
@@ -261,7 +262,7 @@ def _plan(
         data_bytes=data_bytes,
         autocast=autocast,
         metadata=resume_metadata(
-            key, metadata, directions, _model.fingerprint(model), loss_name(loss_fn), axes, prints
+            key, metadata, directions, _model.fingerprint(model), name_of(loss_fn), axes, prints
         ),
         loss_parts=prints["loss_parts"],
         out=None if out is None else os.fspath(out),
@@ -280,7 +281,7 @@ def _resume_key(model, loss_fn, batches, directions, axes, sizes, batch_weights)
         "weights_sha256": model_print["weights_sha256"],
         "buffers_sha256": model_print["buffers_sha256"],
         "axes": [a.tolist() for a in axes],
-        "loss": loss_name(loss_fn),
+        "loss": name_of(loss_fn),
         "loss_sha256": loss_sha256,
         "data_sha256": data_sha256,
         "batch_sizes": sizes.astype(int).tolist() if batch_weights is None else sizes.tolist(),

@@ -20,19 +20,9 @@ import numpy as np
 import torch
 
 from .._fingerprint import differing_parts
+from .._hdf5 import h5_name, open_file, read_array, read_named, read_tree, write_tree
 from .._version import __version__
-from ..landscape import (
-    FORMAT,
-    FORMAT_VERSION,
-    Landscape,
-    h5_name,
-    open_file,
-    read_array,
-    read_landscape,
-    read_named,
-    read_tree,
-    write_tree,
-)
+from ..landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape
 
 _RESERVED = (
     "directions",
