@@ -204,7 +204,7 @@ def test_trend_plots_read_plainly():
         }
         for i in range(3)
     ]
-    from topo_landscape.series import trends
+    from topo_landscape.checkpoints import trends
 
     fig = trends(rows, ["n_minima", "total_persistence", "global_min"])
     assert_readable(fig)

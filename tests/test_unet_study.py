@@ -238,7 +238,7 @@ def test_quick_mode_small_writes_the_table_and_figures_and_resumes(tmp_path, mon
     # everything stored: nothing is trained, sampled or decomposed again
     import sys
 
-    series = sys.modules["topo_landscape.series"]  # (tl.series is the function)
+    series = sys.modules["topo_landscape.checkpoints"]
 
     def refuse(*args, **kwargs):
         raise AssertionError("recomputed a stored result")

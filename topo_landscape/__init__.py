@@ -6,14 +6,14 @@ tree and persistence, metrics and pictures come out.
 
 from . import examples, export, plot, topology
 from ._version import __version__ as __version__
+from .checkpoints import Series, series
 from .directions import Directions, random_directions
 from .hessian import HessianSpectrum, hessian_directions, hessian_spectrum
 from .landscape import Landscape, load
 from .loss import supervised
-from .metrics import features, metrics
 from .paths import interpolation_directions, project, trajectory_directions
 from .sampling import sample
-from .series import Series, series
+from .scalars import features, metrics
 from .topology import MergeTree, merge_tree, merge_tree_from_points, split_tree
 
 __all__ = [

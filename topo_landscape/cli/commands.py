@@ -188,8 +188,8 @@ def _sample(args) -> None:
 
 def _sample_on(args, rank: int) -> None:
     import topo_landscape as tl
+    from topo_landscape.checkpoints import axis_spans, directions_for, load_checkpoint, span_rule
     from topo_landscape.sampling.store import is_complete
-    from topo_landscape.series import axis_spans, directions_for, load_checkpoint, span_rule
 
     say = print if rank == 0 else lambda *_, **__: None  # one process reports
     model, loss_fn, batches = _built(args.factory)

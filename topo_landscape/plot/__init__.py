@@ -1,9 +1,9 @@
 """Pictures: each function returns a matplotlib Figure and never touches global pyplot state."""
 
-from .compare import compare, paper_style
+from .comparison import compare, paper_style
 from .diagrams import diagram, merge_tree
-from .profile import Basin, main_basin_top, profile, profile_drawing, profile_layout
-from .surface import surface, surface_html
+from .profiles import Basin, main_basin_top, profile, profile_drawing, profile_layout
+from .surfaces import surface, surface_html
 
 __all__ = [
     "Basin",

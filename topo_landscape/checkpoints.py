@@ -25,9 +25,9 @@ from .directions import Directions, random_directions
 from .hessian import hessian_directions
 from .landscape import Landscape, load
 from .loss import check_loss
-from .metrics import features as landscape_features
 from .sampling import sample
 from .sampling.store import is_complete
+from .scalars import features as landscape_features
 from .topology import merge_tree
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")

@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from ..landscape import Landscape
 from ..topology.tree import MergeTree
 from ._common import auto_log, colorbar, shared_norm
-from .profile import profile, profile_drawing
-from .surface import _central_slice, _line, _plane
+from .profiles import profile, profile_drawing
+from .surfaces import _central_slice, _line, _plane
 
 
 def compare(
