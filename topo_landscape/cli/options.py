@@ -281,7 +281,7 @@ def markdown() -> str:
     out = [
         "# Command line",
         "",
-        "<!-- made by `./dev cli-docs` from topo_landscape/cli.py; do not edit by hand -->",
+        "<!-- made by `./dev cli-docs` from topo_landscape/cli/options.py; do not edit by hand -->",
         "",
         "`topo-landscape COMMAND [options]`; `topo-landscape --version` prints the version and "
         "`topo-landscape COMMAND --help` the options below.",
