@@ -1,5 +1,9 @@
+import pathlib
+
 import pytest
 import torch
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # the repository
 
 # device parameters: CUDA runs where present (on a GPU machine), and is skipped elsewhere
 CUDA = pytest.param(

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "topo_landscape"
 LINES, FUNCTION_LINES = 600, 80
 

@@ -11,8 +11,8 @@ import copy
 import numpy as np
 import pytest
 from conftest import CUDA, DEVICES, assert_unchanged, snapshot
+from problems import cnn_problem, pinn_problem
 from test_hessian import PROBLEMS, exact_hessian, flat, top_by_magnitude
-from test_sampling import cnn_problem, pinn_problem
 
 import topo_landscape as tl
 from topo_landscape.loss import to_device

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from torch import nn
 
 import topo_landscape as tl
@@ -366,7 +367,7 @@ def test_the_cli_explains_itself(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.startswith("topo-landscape 0.")
-    page = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "cli.md")
+    page = os.path.join(str(ROOT), "docs", "cli.md")
     assert open(page).read() == markdown(), "docs/cli.md is stale: run ./dev cli-docs"
 
 

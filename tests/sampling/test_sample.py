@@ -3,19 +3,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_unchanged, snapshot
+from problems import MSE, cnn_problem, linear_problem, pinn_problem
 from torch import nn
 
 import topo_landscape as tl
-
-MSE = tl.supervised(nn.MSELoss())
-
-
-def linear_problem(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    model = nn.Linear(4, 3).double()
-    x = torch.randn(20, 4, generator=g, dtype=torch.float64)
-    y = torch.randn(20, 3, generator=g, dtype=torch.float64)
-    return model, x, y
 
 
 def exact_linear_grid(model, dirs, axes, x, y):
@@ -61,18 +52,6 @@ def test_shapes_and_centre(n, resolution):
         centre = land.values[(resolution // 2,) * n]
         assert centre == pytest.approx(float(MSE(model, (x, y)).detach()), rel=1e-14)
         assert land.metadata["sampling"]["loss_at_center"] == pytest.approx(centre, rel=1e-14)
-
-
-def pinn_problem():
-    model = tl.examples.mlp(2, 1, hidden=(16, 16))
-    batch = tl.examples.convection_points(64, 16, 16, seed=0)
-    return model, tl.examples.convection_loss(5.0), batch
-
-
-def cnn_problem():
-    model = tl.examples.small_cnn(width=4)
-    x, y = tl.examples.random_images(8)
-    return model, tl.supervised(nn.CrossEntropyLoss()), (x, y)
 
 
 @pytest.mark.parametrize("problem", [pinn_problem, cnn_problem])
@@ -176,35 +155,6 @@ def test_model_mode_and_grad_flags_restored_after_success():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_auto_uses_loop_when_vmap_cannot_run_the_loss():
-    model, x, y = linear_problem(4)
-
-    def gradient_penalty(m, batch):  # torch.autograd.grad inside: not vmap-able
-        inputs = batch[0].clone().requires_grad_(True)
-        out = m(inputs)
-        (g,) = torch.autograd.grad(out.sum(), inputs, create_graph=True)
-        return ((out - batch[1]) ** 2).mean() + (g**2).mean()
-
-    dirs = tl.random_directions(model, n=2, seed=0)
-    land = tl.sample(model, gradient_penalty, (x, y), dirs, resolution=7, mode="auto", chunk=4)
-    assert land.metadata["sampling"]["mode"] == "loop"
-    assert "vmap_error" in land.metadata["sampling"]
-    ref = tl.sample(model, gradient_penalty, (x, y), dirs, resolution=7, mode="loop")
-    np.testing.assert_allclose(land.values, ref.values, rtol=1e-12)
-
-
-def test_auto_measures_and_records_its_choice():
-    model, loss_fn, batch = pinn_problem()
-    dirs = tl.random_directions(model, n=2, seed=0)
-    land = tl.sample(model, loss_fn, batch, dirs, resolution=8, mode="auto", chunk=8)
-    sampling = land.metadata["sampling"]
-    timing = sampling["auto_seconds_per_point"]
-    faster = "vmap" if timing["vmap"] < timing["loop"] else "loop"
-    assert sampling["mode"] == faster
-    ref = tl.sample(model, loss_fn, batch, dirs, resolution=8, mode="loop")
-    np.testing.assert_allclose(land.values, ref.values, rtol=1e-5)
-
-
 def test_save_load_round_trip(tmp_path):
     model, x, y = linear_problem(5)
     dirs = tl.random_directions(model, n=2, seed=0)
@@ -299,6 +249,7 @@ def test_resume_refuses_other_settings(tmp_path):
 def test_bad_input_names_the_argument():
     model, x, y = linear_problem(9)
     dirs = tl.random_directions(model, n=2, seed=0)
+    saved = snapshot(model)  # before the bad calls, which must leave the model as it was
     cases = [
         (dict(resolution=1), "resolution: expected integers >= 2"),
         (dict(resolution=[5, 5, 5]), "resolution: expected a number or a sequence of 2"),
@@ -322,44 +273,8 @@ def test_bad_input_names_the_argument():
         tl.sample(nn.Linear(5, 3).double(), MSE, (x, y), dirs)
     with pytest.raises(TypeError, match="directions: expected a Directions"):
         tl.sample(model, MSE, (x, y), [dirs[0], dirs[1]])
-    saved = snapshot(model)
     assert_unchanged(model, saved)
-
-
-def test_auto_stops_timing_vmap_once_it_cannot_win():
-    from topo_landscape.sampling.auto import choose as _choose
-
-    def fake(loop, per_call, per_point):
-        """Seconds per point: the loop's, and vmap's from T(c) = per_call + per_point c."""
-        calls = []
-
-        def evaluate(kind, count):
-            calls.append((kind, count))
-            return loop if kind == "loop" else (per_call + per_point * count) / count
-
-        return evaluate, calls
-
-    pending = np.arange(1000)
-    timed = [("loop", 1), ("vmap", 1)] + [("loop", 8), ("vmap", 4), ("vmap", 8)] * 3
-    # each extra point costs vmap more than a loop point: it cannot win at any chunk size
-    evaluate, calls = fake(loop=1.0, per_call=0.5, per_point=1.5)
-    assert _choose(evaluate, pending, 64, {}) == ("loop", 64)
-    assert calls == timed  # no full chunk spent
-    # cheap points, a large fixed cost: slower at 8, faster at 64; the full chunk confirms it
-    evaluate, calls = fake(loop=1.0, per_call=20.0, per_point=0.1)
-    sampling = {}
-    assert _choose(evaluate, pending, 64, sampling) == ("vmap", 64)
-    assert calls == timed + [("loop", 8), ("vmap", 64)]
-    model = sampling["auto_seconds_per_point"]["vmap_model"]
-    assert model["per_call"] == pytest.approx(20.0) and model["per_point"] == pytest.approx(0.1)
-    # too few points to time: the loop
-    evaluate, calls = fake(loop=1.0, per_call=0.0, per_point=0.01)
-    assert _choose(evaluate, np.arange(60), 64, {}) == ("loop", 64)
-    assert calls == []
-    # a chunk of at most 8 points is never exceeded: one full chunk is timed
-    evaluate, calls = fake(loop=1.0, per_call=0.0, per_point=0.5)
-    assert _choose(evaluate, pending, 4, {}) == ("vmap", 4)
-    assert max(count for kind, count in calls if kind == "vmap") == 4
+    assert model.training  # (linear_problem's model is in train mode)
 
 
 @pytest.mark.parametrize("mode", ["loop", "vmap"])
@@ -415,45 +330,3 @@ def test_loop_moves_weights_exactly_like_a_copy_and_adds_per_tensor():
         for name, p in params.items():
             p.copy_(saved[name])
     np.testing.assert_array_equal(land.values.ravel(), expected)
-
-
-def test_auto_is_not_fooled_by_a_moment_of_load():
-    """Load from other work can only slow a call down: one slow probe call must not decide."""
-    from topo_landscape.sampling.auto import choose as _choose
-
-    def noisy(loop, vmap, slow_calls):
-        """Seconds per point, 40x slower on the calls numbered in ``slow_calls``."""
-        calls = []
-
-        def evaluate(kind, count):
-            calls.append(kind)
-            factor = 40.0 if len(calls) in slow_calls else 1.0
-            return factor * (loop if kind == "loop" else vmap)
-
-        return evaluate
-
-    pending = np.arange(1000)
-    # calls: 1-2 warm-ups, then rounds of (loop 8, vmap 8): 3-4, 5-6, 7-8
-    for slow in [{3}, {5}, {7}, {3, 5}]:  # loop probe calls caught a busy moment
-        sampling = {}
-        assert _choose(noisy(1.0, 1.5, slow), pending, 8, sampling) == ("loop", 8)
-        assert max(sampling["auto_timings"]["loop_8"]) == 40.0  # recorded, not believed
-    for slow in [{4}, {6}, {4, 8}]:  # so did vmap calls
-        assert _choose(noisy(1.5, 1.0, slow), pending, 8, {}) == ("vmap", 8)
-
-
-def test_auto_runs_vmap_only_at_a_measured_size():
-    """A CPU's caches can make big vmap calls slower per point than small ones: when the full
-    chunk measures slower than the loop but 8-point calls were faster, vmap runs 8 at a time."""
-    from topo_landscape.sampling.auto import choose as _choose
-
-    def evaluate(kind, count):
-        if kind == "loop":
-            return 1.0
-        return (2.0 + 0.5 * count) / count * (3.0 if count > 8 else 1.0)
-
-    sampling = {}
-    assert _choose(evaluate, np.arange(1000), 64, sampling) == ("vmap", 8)
-    assert (
-        sampling["auto_timings"]["vmap_64"] and sampling["auto_seconds_per_point"]["vmap"] == 0.75
-    )

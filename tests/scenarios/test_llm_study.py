@@ -9,16 +9,12 @@ import runpy
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 import topo_landscape as tl
 
 pytest.importorskip("transformers")
-RUN = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "experiments",
-    "llm_layer",
-    "run.py",
-)
+RUN = os.path.join(str(ROOT), "experiments", "llm_layer", "run.py")
 SMALL = [
     "--quick", "--hidden", "32", "--layers", "1", "--heads", "2", "--steps", "2",
     "--sequences", "32", "--batch", "8", "--eval-batches", "3", "--resolution", "3",

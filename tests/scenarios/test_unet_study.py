@@ -10,8 +10,9 @@ import runpy
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT as _ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(_ROOT)
 HERE = os.path.join(ROOT, "experiments", "unet_segmentation")
 
 

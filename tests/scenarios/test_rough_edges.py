@@ -518,10 +518,10 @@ def test_15_one_scale_for_every_picture_of_a_landscape(tmp_path):
 
 
 def test_15_committed_figures_are_between_1_to_3_and_3_to_1():
-    import pathlib
     import struct
 
-    root = pathlib.Path(__file__).resolve().parent.parent
+    from conftest import ROOT as root
+
     pictures = [*root.glob("experiments/*/figures/*.png"), *root.glob("docs/gallery/*.png")]
     assert len(pictures) > 10
     for png in pictures:

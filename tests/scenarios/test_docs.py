@@ -8,8 +8,9 @@ import sys
 
 import matplotlib
 import pytest
+from conftest import ROOT as _ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(_ROOT)
 PAGES = ["README.md"] + sorted(
     os.path.join("docs", name)
     for name in os.listdir(os.path.join(ROOT, "docs"))

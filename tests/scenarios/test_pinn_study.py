@@ -7,8 +7,9 @@ import runpy
 
 import numpy as np
 import pytest
+from conftest import ROOT as _ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(_ROOT)
 PINN = os.path.join(ROOT, "experiments", "pinn_convection", "run.py")
 FIGURES = [
     "profiles_over_beta.png",
