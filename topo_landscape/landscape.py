@@ -191,6 +191,21 @@ def load(path: str | os.PathLike) -> Landscape:
     Each array is written with a SHA-256 of its bytes; a file whose arrays no longer match
     (changed by hand, damaged on disk) or that lacks one of its parts is refused.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A complete landscape file.
+
+    Returns
+    -------
+    Landscape
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a landscape file, an unfinished one, a damaged one (a part
+        missing, or arrays that do not match their checksums), or one held by another process.
+
     Example
     -------
     >>> import numpy as np, os, tempfile, topo_landscape as tl

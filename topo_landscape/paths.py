@@ -117,6 +117,17 @@ def project(
     -------
     ndarray of shape (K, n)
 
+    Parameters
+    ----------
+    checkpoints : sequence of nn.Module, state dict or checkpoint path
+        The K models of the path.
+    directions : Directions
+        n directions (from :func:`trajectory_directions`, say).
+    reference : nn.Module, state dict or checkpoint path
+        The origin of the coordinates (the model the landscape is sampled around).
+    model : nn.Module, optional
+        The architecture, needed when the checkpoints are state dicts or files.
+
     Example
     -------
     >>> import torch, topo_landscape as tl
@@ -160,6 +171,15 @@ def interpolation_directions(
     -------
     Directions
         ``kind="interpolation"``; ``info["anchors"]``: each model's coordinates.
+
+    Parameters
+    ----------
+    model_a, model_b : nn.Module, state dict or checkpoint path
+        The two ends of the line: a at 0, b at 1.
+    model_c : nn.Module, state dict or checkpoint path, optional
+        A third model: the plane through a, b and c.
+    model : nn.Module, optional
+        The architecture, needed when the models are given as state dicts or files.
 
     Example
     -------

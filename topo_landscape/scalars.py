@@ -38,6 +38,18 @@ def metrics(landscape: Landscape, *, radius: float | None = None, delta: float |
     is not defined). Returns NaN where a quantity is not defined (no finite loss at the centre,
     an axis of fewer than three points).
 
+    Parameters
+    ----------
+    landscape : Landscape
+    radius : float, optional
+        The radius of the sharpness (see above); at least the grid's step at the centre.
+    delta : float, optional
+        The loss tolerance of the flat region (see above).
+
+    Returns
+    -------
+    dict of str -> float
+
     Example
     -------
     >>> import numpy as np, topo_landscape as tl
@@ -168,6 +180,19 @@ def features(landscape: Landscape, tree=None, **options) -> dict:
 
     ``tree`` is the landscape's merge tree, built with the defaults of :func:`tl.merge_tree`
     when not given (pass your own for another graph, or a simplified tree).
+
+    Parameters
+    ----------
+    landscape : Landscape
+    tree : MergeTree, optional
+        Its merge tree; by default ``tl.merge_tree(landscape)``.
+    **options
+        Passed to :meth:`MergeTree.features` (``top``, ``relative``, ``noise``).
+
+    Returns
+    -------
+    dict of str -> float
+        The keys of :meth:`MergeTree.features` and of :func:`metrics`.
 
     Example
     -------

@@ -39,6 +39,27 @@ def compare(
     decades or more. Profiles are coloured by the loss at each basin's minimum, on the one
     scale.
 
+    Parameters
+    ----------
+    items : sequence of MergeTree or of Landscape
+        All trees (a grid of profiles) or all landscapes (a grid of surfaces).
+    labels : sequence of str, optional
+        A title per panel.
+    log : bool, optional
+        See above.
+    cmap : str
+        The colour map.
+    ncols : int, optional
+        Panels per row (by default up to 4).
+    max_basins : int, optional
+        Profiles: the most persistent basins only.
+    loss_axis : {"shared", "own"}
+        See above.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
     Example
     -------
     >>> import numpy as np, topo_landscape as tl
@@ -149,6 +170,16 @@ def _surface_into(ax, land, norm, cmap, log, title):
 def paper_style(font_size: float = 8.0):
     """Settings for figures that go into a paper (small serif-free fonts, thin lines, 300 dpi,
     editable text in PDF/SVG), for the duration of a ``with`` block only.
+
+    Parameters
+    ----------
+    font_size : float
+        The base font size in points.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        ``with tl.plot.paper_style(): ...``; matplotlib's settings are restored on leaving.
 
     Example
     -------

@@ -31,6 +31,21 @@ def diagram(
     hollow (bars: dashed), or left out with ``boundary="hide"`` (their branches merged into
     their parents). The legend lists only what is drawn.
 
+    Parameters
+    ----------
+    tree : MergeTree
+    kind : {"diagram", "barcode"}
+        The picture.
+    boundary : {"mark", "hide"}
+        Pairs whose minimum lies on the boundary: drawn hollow (dashed), or left out.
+    ax : matplotlib Axes, optional
+        Draw there instead of in a new figure.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
     Example
     -------
     >>> import numpy as np, topo_landscape as tl
@@ -142,6 +157,23 @@ def merge_tree(
     never merges) is drawn up to a quarter of the structure's height above the highest saddle,
     with an arrow where it goes on. ``log`` and ``threshold`` follow the rules of
     :func:`profile`.
+
+    Parameters
+    ----------
+    tree : MergeTree
+    ax : matplotlib Axes, optional
+        Draw there instead of in a new figure.
+    log : bool, optional
+        A logarithmic loss axis; by default the rule of every picture (positive, two decades).
+    threshold : float, optional
+        Merge branches of persistence below it (by default 0.1% of the loss range).
+    max_basins : int, optional
+        The most persistent branches only.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
 
     Example
     -------

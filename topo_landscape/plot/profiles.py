@@ -248,7 +248,25 @@ class _Layout:
 def main_basin_top(tree: MergeTree) -> float:
     """Where main basins are cut by default: at the ``TOP_QUANTILE`` quantile of the finite
     values, but no higher than a quarter of the structure's height above the highest saddle
-    (so that the basins fill the picture, not the box's walls) and no lower than that saddle."""
+    (so that the basins fill the picture, not the box's walls) and no lower than that saddle.
+
+    Parameters
+    ----------
+    tree : MergeTree
+
+    Returns
+    -------
+    float
+        The loss at which main basins are cut.
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> a = np.linspace(-1, 1, 21)
+    >>> values = np.add.outer(a**2, a**2)
+    >>> bool(tl.plot.main_basin_top(tl.merge_tree(values)) <= values.max())
+    True
+    """
     return _main_basin_top(tree)[0]
 
 
@@ -501,7 +519,29 @@ def profile_drawing(
     top: float | None = None,
     min_width: float = MIN_WIDTH,
 ) -> ProfileDrawing:
-    """What :func:`profile` draws, with the default rules applied and counted."""
+    """What :func:`profile` draws, with the default rules applied and counted.
+
+    Parameters
+    ----------
+    tree : MergeTree
+    threshold, max_basins, boundary, top, min_width
+        As for :func:`profile` (None: the defaults it states in the figure).
+
+    Returns
+    -------
+    ProfileDrawing
+        The basins (:class:`Basin`, as :func:`profile_layout` gives them), the tree drawn, and
+        what the rules did: the cut of the main basins, the samples above it, the basins merged
+        and widened, the non-finite samples; its ``notes()`` are the figure's notes.
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> a = np.linspace(-1, 1, 21)
+    >>> drawing = tl.plot.profile_drawing(tl.merge_tree(np.add.outer(a**2, a**2)))
+    >>> len(drawing.basins)
+    1
+    """
     shown = tree.interior() if boundary == "hide" else tree
     finite = shown.values[np.isfinite(shown.values)]
     if threshold is None:  # the default: 0.1% of the loss range

@@ -358,6 +358,15 @@ def surface_html(
     -------
     str
         The path written.
+
+    Parameters
+    ----------
+    landscape : Landscape
+    path : str or os.PathLike
+        The .html file to write.
+    log : bool, optional
+        A logarithmic loss scale (see :func:`surface`).
+    title : str, optional
     """
     try:
         import plotly.graph_objects as go

@@ -143,8 +143,17 @@ def standard_error(landscape: Landscape) -> np.ndarray | None:
 
     With batch weights w (their sizes over the total), the spread s is the weighted standard
     deviation over batches; the variance of one batch is estimated as s^2 / (1 - sum w^2), and
-    that of the weighted mean as that times sum w^2. Batch sizes come from the file's resume
-    key (equal weights over ``metadata["sampling"]["n_batches"]`` otherwise).
+    that of the weighted mean as that times sum w^2. The weights are the landscape's
+    ``batch_weights``.
+
+    Parameters
+    ----------
+    landscape : Landscape
+        With ``spread`` and ``batch_weights``.
+
+    Returns
+    -------
+    ndarray of shape (N,), or None
     """
     return _noise(landscape)[0]
 
@@ -246,5 +255,25 @@ def merge_tree_from_points(
 def split_tree(
     landscape: Landscape | np.ndarray, graph: Literal["grid", "knn"] = "grid", **kwargs
 ) -> MergeTree:
-    """The split tree (super-level sets: maxima and the saddles between them); see merge_tree."""
+    """The split tree (super-level sets: maxima and the saddles between them); see merge_tree.
+
+    Parameters
+    ----------
+    landscape : Landscape or ndarray
+    graph : {"grid", "knn"}
+    **kwargs
+        As for :func:`merge_tree` (``connectivity``, ``k``, ``seed``).
+
+    Returns
+    -------
+    MergeTree
+        ``kind="split"``: its values are the negated loss, its minima the landscape's maxima.
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> a = np.linspace(-1, 1, 21)
+    >>> tl.split_tree(-np.add.outer(a**2, a**2)).features()["n_maxima"]  # one peak
+    1
+    """
     return merge_tree(landscape, graph, kind="split", **kwargs)

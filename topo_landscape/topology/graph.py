@@ -16,6 +16,21 @@ def grid_offsets(n: int, connectivity: Connectivity = "full") -> np.ndarray:
 
     ``"axis"``: the 2n offsets +-e_i (what a cubical complex connects); ``"full"``: the 3^n - 1
     offsets in {-1, 0, 1}^n other than 0 (diagonals included).
+
+    Parameters
+    ----------
+    n : int
+        The grid's dimension.
+    connectivity : {"full", "axis"}
+
+    Returns
+    -------
+    ndarray of shape (K, n)
+
+    Example
+    -------
+    >>> grid_offsets(2, "axis").tolist()
+    [[1, 0], [0, 1], [-1, 0], [0, -1]]
     """
     if connectivity == "axis":
         eye = np.eye(n, dtype=np.int64)
@@ -28,6 +43,17 @@ def grid_offsets(n: int, connectivity: Connectivity = "full") -> np.ndarray:
 
 def grid_edges(shape: tuple[int, ...], connectivity: Connectivity = "full") -> np.ndarray:
     """ndarray of shape (E, 2): every edge {i, j} (i < j, row-major indices) of a grid stencil.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The grid's points per axis.
+    connectivity : {"full", "axis"}
+        See :func:`grid_offsets`.
+
+    Returns
+    -------
+    ndarray of shape (E, 2)
 
     Example
     -------

@@ -14,7 +14,25 @@ from .tree import MergeTree
 def diagram(tree: MergeTree, *, essential: bool = True) -> np.ndarray:
     """ndarray of shape (m, 2): the H0 diagram (birth, death); without the infinite pairs if
     ``essential=False``. A split tree's pairs are given as (-birth, -death), so that both trees'
-    diagrams lie above the diagonal like gudhi's."""
+    diagrams lie above the diagonal like gudhi's.
+
+    Parameters
+    ----------
+    tree : MergeTree
+    essential : bool
+        Keep the pairs that never die (death inf).
+
+    Returns
+    -------
+    ndarray of shape (m, 2)
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> a = np.linspace(-1, 1, 21)
+    >>> tl.topology.diagram(tl.merge_tree(np.add.outer(a**2, a**2))).tolist()
+    [[0.0, inf]]
+    """
     pairs = tree.pairs if tree.kind == "join" else -tree.pairs
     return pairs if essential else pairs[np.isfinite(pairs[:, 1])]
 
@@ -36,6 +54,10 @@ def diagram_distance(
     metric : {"bottleneck", "wasserstein"}
     order : float
         The Wasserstein order q (internal ground metric: L-infinity).
+
+    Returns
+    -------
+    float
 
     Example
     -------
@@ -66,6 +88,18 @@ def gudhi_pairs(values: np.ndarray | Landscape) -> np.ndarray:
 
     Returns ndarray of shape (m, 2), sorted, without zero-persistence pairs: what
     ``merge_tree(..., connectivity="axis").pairs`` equals.
+
+    Parameters
+    ----------
+    values : ndarray or Landscape
+        Grid values (non-finite ones as +inf).
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> a = np.linspace(-1, 1, 21)
+    >>> tl.topology.gudhi_pairs(np.add.outer(a**2, a**2)).tolist()
+    [[0.0, inf]]
     """
     import gudhi
 
@@ -78,7 +112,23 @@ def gudhi_pairs(values: np.ndarray | Landscape) -> np.ndarray:
 
 
 def agrees_with_gudhi(landscape: Landscape | np.ndarray) -> bool:
-    """True when the axis-stencil merge tree's H0 pairs equal gudhi's cubical ones exactly."""
+    """True when the axis-stencil merge tree's H0 pairs equal gudhi's cubical ones exactly.
+
+    Parameters
+    ----------
+    landscape : Landscape or ndarray
+        Grid values.
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> import numpy as np, topo_landscape as tl
+    >>> tl.topology.agrees_with_gudhi(np.random.default_rng(0).random((8, 8)))
+    True
+    """
 
     ours = merge_tree(landscape, connectivity="axis").pairs
     ours = ours[np.lexsort((ours[:, 1], ours[:, 0]))]

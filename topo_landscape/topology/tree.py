@@ -391,6 +391,20 @@ def features(tree: MergeTree, *, top: int = 3, relative=(1e-3, 1e-2), noise: flo
       sub-basin's persistence / the main basin's depth: high for a rough, bowl-like landscape
       with deep secondary minima).
 
+    Parameters
+    ----------
+    tree : MergeTree
+    top : int
+        How many of the largest basins get their own keys.
+    relative : sequence of float
+        Thresholds, relative to the loss range, of the scale-free counts.
+    noise : float
+        k of ``n_minima_significant``: minima deeper than k standard errors of the noise.
+
+    Returns
+    -------
+    dict of str -> float
+
     Example
     -------
     >>> import numpy as np, topo_landscape as tl
