@@ -20,7 +20,7 @@ def signature(model: nn.Module) -> tuple[tuple[str, tuple[int, ...]], ...]:
     return tuple((name, tuple(p.shape)) for name, p in model.named_parameters())
 
 
-def fingerprint(model: nn.Module) -> dict:
+def hashes(model: nn.Module) -> dict:
     """Parameter names, shapes and count, and hashes of the weights' and buffers' exact values."""
     names, params = zip(*model.named_parameters()) if len(list(model.parameters())) else ((), ())
     buffers = dict(model.named_buffers())
@@ -146,7 +146,7 @@ _LEGACY_HEADER = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "li
 _HDF5_HEADER = b"\x89HDF\r\n\x1a\n"
 
 
-def _file_kind(path: str) -> str | None:
+def _file_format(path: str) -> str | None:
     """What a file's first bytes say it is: "zip" (torch.save since torch 1.6), "legacy" (an
     older torch.save), "hdf5", or None."""
     with open(path, "rb") as f:
@@ -168,13 +168,13 @@ def read_torch_file(path, label: str, device=None):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"{label}: no such file {path!r}")
-    kind = _file_kind(path)
-    if kind == "hdf5":
+    form = _file_format(path)
+    if form == "hdf5":
         raise ValueError(
             f"{label}: {path!r} is an HDF5 file (a landscape? tl.load reads those), not a "
             "torch.save file"
         )
-    if kind is None:
+    if form is None:
         raise ValueError(f"{label}: {path!r} is not a torch.save file")
     try:
         return torch.load(path, map_location=device or "cpu", weights_only=True)
@@ -187,8 +187,8 @@ def read_torch_file(path, label: str, device=None):
             "instead"
         ) from None
     except Exception as err:  # noqa: BLE001 - torch's readers raise many kinds on bad bytes
-        kind = "torch.save file" if kind == "zip" else "torch.save file of the legacy format"
-        raise ValueError(f"{label}: {path!r} is a damaged {kind} ({type(err).__name__})") from None
+        what = "torch.save file" if form == "zip" else "torch.save file of the legacy format"
+        raise ValueError(f"{label}: {path!r} is a damaged {what} ({type(err).__name__})") from None
 
 
 def read_state_dict(path, label: str = "checkpoint", device=None) -> dict:

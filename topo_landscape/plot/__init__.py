@@ -2,7 +2,8 @@
 
 from .comparison import compare, paper_style
 from .diagrams import diagram, merge_tree
-from .profiles import Basin, main_basin_top, profile, profile_drawing, profile_layout
+from .layout import Basin, main_basin_top, profile_layout
+from .profiles import profile, profile_drawing
 from .surfaces import surface, surface_html
 
 __all__ = [

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from ..topology.persistence import diagram as diagram_pairs
 from ..topology.tree import MergeTree
 from ._common import auto_log, figure_axes, plain_log_axis, tick_text
-from .profiles import DEFAULT_THRESHOLD, _main_basin_top
+from .layout import DEFAULT_THRESHOLD, _main_basin_top
 
 
 def diagram(

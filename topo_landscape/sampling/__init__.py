@@ -262,7 +262,7 @@ def _plan(
         data_bytes=data_bytes,
         autocast=autocast,
         metadata=resume_metadata(
-            key, metadata, directions, _model.fingerprint(model), name_of(loss_fn), axes, prints
+            key, metadata, directions, _model.hashes(model), name_of(loss_fn), axes, prints
         ),
         loss_parts=prints["loss_parts"],
         out=None if out is None else os.fspath(out),
@@ -275,7 +275,7 @@ def _resume_key(model, loss_fn, batches, directions, axes, sizes, batch_weights)
     fingerprints behind it, with what they cannot see and the loss's parts."""
     data_sha256, data_unseen = fingerprint(batches, "batches")
     loss_sha256, loss_unseen, loss_parts = fingerprint_parts(loss_fn, "loss_fn")
-    model_print = _model.fingerprint(model)
+    model_print = _model.hashes(model)
     key = {
         "directions_sha256": directions.sha256,
         "weights_sha256": model_print["weights_sha256"],

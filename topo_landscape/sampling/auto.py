@@ -34,20 +34,20 @@ def choose(evaluate, pending, chunk, sampling) -> tuple[str, int]:
     sampling["auto_timings"] = calls
     sampling["auto_seconds_per_point"] = timings
 
-    def timed(kind: str, count: int) -> float:
-        seconds = evaluate(kind, count)
-        calls.setdefault(f"{kind}_{count}", []).append(seconds)
+    def timed(mode: str, count: int) -> float:
+        seconds = evaluate(mode, count)
+        calls.setdefault(f"{mode}_{count}", []).append(seconds)
         return seconds
 
     def choice() -> tuple[str, int]:
         """The fastest measured (mode, points per call); the loop keeps the given chunk."""
         best = {("loop", chunk): min(calls["loop_8"])}
         for key, seconds in calls.items():
-            kind, size = key.split("_")
-            if kind == "vmap":
+            mode, size = key.split("_")
+            if mode == "vmap":
                 best[("vmap", int(size))] = min(seconds)
         timings["loop"] = best[("loop", chunk)]
-        timings["vmap"] = min(v for (kind, _), v in best.items() if kind == "vmap")
+        timings["vmap"] = min(v for (mode, _), v in best.items() if mode == "vmap")
         sampling["auto_reason"] = (
             "the faster of the two as timed on the first points (auto_seconds_per_point)"
         )

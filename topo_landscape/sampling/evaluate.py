@@ -86,12 +86,12 @@ def _run(store, evaluator, axes, mode, chunk, device, progress, pending) -> None
     points = lambda idx: grid.points(axes, idx)  # noqa: E731
     pos = 0
 
-    def evaluate(kind: str, count: int) -> float:
+    def evaluate(mode: str, count: int) -> float:
         """Evaluate the next ``count`` pending points with one evaluator; seconds per point."""
         nonlocal pos
         idx = pending[pos : pos + count]
         t0 = time.perf_counter()
-        per_batch = evaluator.loop(points(idx)) if kind == "loop" else evaluator.vmap(points(idx))
+        per_batch = evaluator.loop(points(idx)) if mode == "loop" else evaluator.vmap(points(idx))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - t0) / len(idx)
@@ -345,10 +345,10 @@ class _FlatMove:
         self.params = params
         self.groups = []  # (buffer, theta* flat, directions (n, size) flat)
         self.views: list = [None] * len(params)
-        by_kind: dict = {}
+        by_group: dict = {}
         for i, p in enumerate(params):
-            by_kind.setdefault((p.device, p.dtype), []).append(i)
-        for indices in by_kind.values():
+            by_group.setdefault((p.device, p.dtype), []).append(i)
+        for indices in by_group.values():
             size = sum(params[i].numel() for i in indices)
             first = params[indices[0]]
             flat_theta = torch.empty(size, dtype=first.dtype, device=first.device)
