@@ -21,10 +21,24 @@ from .commands import (
 )
 from .options import EXAMPLES, REQUIRED, _checked_config, _parser, markdown, read_config
 
-__all__ = ["EXAMPLES", "demo", "load_factory", "main", "markdown", "read_config", "summary"]
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``topo-landscape`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program's name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The exit status: 0, 2 for bad input or a file that cannot be used (one ``error:``
+        line), 1 for an error from the user's model or loss, 130 after Ctrl-C, 141 when the
+        reader of the output stopped.
+    """
     parser, subparsers = _parser()
     args = parser.parse_args(argv)
     sub = subparsers[args.command]

@@ -37,7 +37,7 @@ from ._pyhessian import pyhessian_eigenpairs
 from .eigen import default_tol, lanczos, rademacher, smoothed_density, top_eigenpairs
 from .products import HVP, HVPMethod, _differentiable, _residuals
 
-__all__ = ["HVPMethod", "HessianSpectrum", "hessian_directions", "hessian_spectrum"]
+__all__ = ["HessianSpectrum", "hessian_directions", "hessian_spectrum"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -32,7 +32,7 @@ from .grid import MODES, check_memory, grid_axes
 from .store import KEY_NAMES, Store, read_partial, resume_metadata, shard_path, shard_paths
 
 Mode = Literal["auto", "vmap", "loop"]
-__all__ = ["MODES", "Mode", "ReadsParameters", "grid_axes", "sample"]
+__all__ = ["sample"]
 
 
 def sample(
