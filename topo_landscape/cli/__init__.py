@@ -16,10 +16,11 @@ from .commands import (
     _sample,
     _series,
     demo,
-    load_factory,
-    summary,
 )
-from .options import EXAMPLES, REQUIRED, _checked_config, _parser, markdown, read_config
+from .commands import load_factory as load_factory  # (names scripts and tests use, from here)
+from .commands import summary as summary
+from .options import EXAMPLES as EXAMPLES
+from .options import REQUIRED, _checked_config, _parser, markdown, read_config
 
 __all__ = ["main"]
 
