@@ -20,7 +20,8 @@ from .commands import (
 from .commands import load_factory as load_factory  # (names scripts and tests use, from here)
 from .commands import summary as summary
 from .options import EXAMPLES as EXAMPLES
-from .options import REQUIRED, _checked_config, _parser, markdown, read_config
+from .options import REQUIRED, _checked_config, _parser, read_config
+from .options import markdown as markdown
 
 __all__ = ["main"]
 

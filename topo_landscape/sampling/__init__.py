@@ -27,7 +27,8 @@ from ..directions import Directions
 from ..landscape import Landscape, load
 from ..loss import as_batches, batch_size, check_loss, to_device
 from . import shard
-from .evaluate import ReadsParameters, evaluate_grid, placement
+from .evaluate import ReadsParameters as ReadsParameters  # (the refusal of a loss vmap cannot move)
+from .evaluate import evaluate_grid, placement
 from .grid import MODES, check_memory, grid_axes
 from .store import KEY_NAMES, Store, read_partial, resume_metadata, shard_path, shard_paths
 
