@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import sys
 
-from .options import PLOT_KINDS  # noqa: F401 - (the kinds of _plot)
-
 
 def demo(
     output: str = "demo_output", *, device: str = "cpu", resolution: int = 41, seed: int = 0
