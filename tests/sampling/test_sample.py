@@ -1,4 +1,3 @@
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -153,97 +152,6 @@ def test_model_mode_and_grad_flags_restored_after_success():
     assert_unchanged(model, saved)
     assert model.training and all(p.requires_grad for p in model.parameters())
     assert all(p.grad is None for p in model.parameters())
-
-
-def test_save_load_round_trip(tmp_path):
-    model, x, y = linear_problem(5)
-    dirs = tl.random_directions(model, n=2, seed=0)
-    land = tl.sample(model, MSE, [(x[:10], y[:10]), (x[10:], y[10:])], dirs, resolution=4)
-    land.save(tmp_path / "l.h5")
-    back = tl.load(tmp_path / "l.h5")
-    for a, b in zip(land.axes, back.axes):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(back.values, land.values)
-    np.testing.assert_array_equal(back.spread, land.spread)
-    assert back.metadata["directions"]["seed"] == 0
-    assert back.metadata["directions"]["normalization"] == "filter"
-    np.testing.assert_array_equal(back.metadata["directions"]["cosines"], dirs.cosines)
-    assert back.metadata["model"]["parameter_names"] == ["weight", "bias"]
-    assert back.metadata["model"]["n_parameters"] == 15
-    assert back.metadata["loss"] == "supervised(MSELoss)"
-    assert set(back.metadata["versions"]) >= {"torch", "numpy", "topo_landscape"}
-    plain = tl.Landscape(axes=[np.arange(3.0)], values=[1.0, np.nan, np.inf])
-    plain.save(tmp_path / "p.h5")
-    again = tl.load(tmp_path / "p.h5")
-    assert again.n_nonfinite == 2 and again.spread is None and again.metadata == {}
-
-
-class Counting:
-    """MSE that counts its calls (and can stop the run); its attributes are private state, so
-    that the resume fingerprint sees the same loss whatever they hold."""
-
-    def __init__(self, fail_after=None):
-        self._calls, self._fail_after = 0, fail_after
-        self.__name__ = "counting_mse"
-
-    @property
-    def calls(self):
-        return self._calls
-
-    def __call__(self, model, batch):
-        self._calls += 1
-        if self._fail_after is not None and self._calls > self._fail_after:
-            raise KeyboardInterrupt
-        return MSE(model, batch)
-
-
-def test_resume_evaluates_only_missing_points(tmp_path):
-    model, x, y = linear_problem(6)
-    dirs = tl.random_directions(model, n=2, seed=0)
-    path = tmp_path / "run.h5"
-    batches = [(x[:10], y[:10]), (x[10:], y[10:])]
-    kwargs = dict(resolution=7, mode="loop", chunk=5, out=path)
-    with pytest.raises(KeyboardInterrupt):
-        tl.sample(model, Counting(fail_after=41), batches, dirs, **kwargs)
-    with h5py.File(path) as f:
-        stored = int(f["partial/done"][()].sum())
-    assert 0 < stored < 49
-    with pytest.raises(ValueError, match="unfinished"):
-        tl.load(path)
-    counting = Counting()
-    land = tl.sample(model, counting, batches, dirs, **kwargs)
-    assert counting.calls == (49 - stored) * len(batches)
-    fresh = tl.sample(model, MSE, batches, dirs, resolution=7)
-    np.testing.assert_allclose(land.values, fresh.values, rtol=1e-12)
-    np.testing.assert_allclose(land.spread, fresh.spread, rtol=1e-9, atol=1e-15)
-    np.testing.assert_array_equal(tl.load(path).values, land.values)
-    again = Counting()
-    tl.sample(model, again, batches, dirs, **kwargs)
-    assert again.calls == 0  # complete: nothing recomputed
-
-
-def test_resume_refuses_other_settings(tmp_path):
-    model, x, y = linear_problem(7)
-    dirs = tl.random_directions(model, n=2, seed=0)
-    path = tmp_path / "run.h5"
-    tl.sample(model, Counting(), (x, y), dirs, resolution=5, out=path)
-    with pytest.raises(ValueError, match=r"out: .*other grid \(resolution or span\)"):
-        tl.sample(model, Counting(), (x, y), dirs, resolution=6, out=path)
-    with pytest.raises(ValueError, match="out: .*other directions than"):
-        tl.sample(
-            model,
-            Counting(),
-            (x, y),
-            tl.random_directions(model, n=2, seed=1),
-            resolution=5,
-            out=path,
-        )
-    other, _, _ = linear_problem(8)
-    with pytest.raises(ValueError, match="out: .*other weights than"):
-        tl.sample(other, Counting(), (x, y), dirs, resolution=5, out=path)
-    (tmp_path / "junk.h5").write_text("not hdf5")
-    with pytest.raises(ValueError, match="out: .*not an HDF5"):
-        tl.sample(model, MSE, (x, y), dirs, resolution=5, out=tmp_path / "junk.h5")
 
 
 def test_bad_input_names_the_argument():
