@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from conftest import DEVICES
@@ -41,3 +42,44 @@ def test_train_many_bad_input():
         tl.examples.train_many([], loss_fn, [])
     with pytest.raises(TypeError, match="batches: expected tensors"):
         tl.examples.train_many(models, loss_fn, ["a", "b"])
+
+
+def _convection_two_products(beta):
+    """The PINN loss as it was written before (issue 26): u_x and u_t by two forward-mode
+    products, and three more forward passes: the reference of the one-pass form."""
+    import math
+
+    def loss(model, batch):
+        xt = batch["residual"]
+        e_x, e_t = torch.zeros_like(xt), torch.zeros_like(xt)
+        e_x[:, 0], e_t[:, 1] = 1.0, 1.0
+        _, u_x = torch.func.jvp(model, (xt,), (e_x,))
+        _, u_t = torch.func.jvp(model, (xt,), (e_t,))
+        x0, left = batch["initial"], batch["boundary"]
+        right = left + torch.tensor([2 * math.pi, 0.0], dtype=left.dtype)
+        return {
+            "residual": ((u_t + beta * u_x) ** 2).mean(),
+            "initial": ((model(x0)[:, 0] - torch.sin(x0[:, 0])) ** 2).mean(),
+            "boundary": ((model(left) - model(right)) ** 2).mean(),
+        }
+
+    return loss
+
+
+@pytest.mark.parametrize("beta", [1.0, 30.0])
+def test_convection_loss_in_one_pass_equals_the_two_product_form(beta):
+    torch.manual_seed(0)
+    model = tl.examples.mlp(2, 1, hidden=(16, 16)).double()
+    batch = {k: v.double() for k, v in tl.examples.convection_points(40, 12, 9, seed=1).items()}
+    with torch.no_grad():
+        new = tl.examples.convection_loss(beta, terms=True)(model, batch)
+        old = _convection_two_products(beta)(model, batch)
+    for name in ("residual", "initial", "boundary"):
+        assert float(new[name]) == pytest.approx(float(old[name]), rel=1e-12, abs=1e-15)
+    assert float(new["loss"]) == pytest.approx(sum(float(v) for v in old.values()), rel=1e-12)
+    # and under the sampler's vmap, as in the loop
+    dirs = tl.random_directions(model, n=2, seed=0)
+    loss = tl.examples.convection_loss(beta)
+    a = tl.sample(model, loss, batch, dirs, resolution=3, mode="vmap", progress=False)
+    b = tl.sample(model, loss, batch, dirs, resolution=3, mode="loop", progress=False)
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-10)
