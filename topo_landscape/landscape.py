@@ -133,8 +133,8 @@ class Landscape:
 
     def points(self) -> np.ndarray:
         """ndarray of shape (N, n): the grid points, row-major like ``values.ravel()``."""
-        mesh = np.meshgrid(*self.axes, indexing="ij")
-        return np.stack([m.ravel() for m in mesh], axis=1)
+        index = np.indices(self.shape).reshape(self.ndim, -1)
+        return np.stack([a[i] for a, i in zip(self.axes, index)], axis=1)
 
     @property
     def unit_eigenvectors(self) -> bool:

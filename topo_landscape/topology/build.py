@@ -13,7 +13,7 @@ from .. import _validate
 from ..landscape import Landscape, center_index
 from . import _sweep
 from .graph import grid_boundary, grid_offsets, hull_boundary, knn_graph
-from .tree import Branches, Kind, MergeTree, _reduce
+from .tree import Branches, Kind, MergeTree, _reduce, _sizes
 
 
 def _ordered(values: np.ndarray, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
@@ -23,7 +23,7 @@ def _ordered(values: np.ndarray, kind: Kind) -> tuple[np.ndarray, np.ndarray]:
     return f, np.argsort(f, kind="stable")
 
 
-def _from_sweep(values, points, f, order, result, kind, info, boundary) -> MergeTree:
+def _from_sweep(values, points, f, order, result, kind, info, boundary, noise=None) -> MergeTree:
     survivor, owner = result["survivor"], result["owner"]
     minima = np.flatnonzero(survivor == np.arange(len(values)))
     minima = minima[np.argsort(result["rank"][minima])]
@@ -35,21 +35,27 @@ def _from_sweep(values, points, f, order, result, kind, info, boundary) -> Merge
     birth = sign * f[minima]
     death = np.where(saddle >= 0, f[np.maximum(saddle, 0)], np.inf) * sign
     labels = branch_of_min[survivor[owner]]
-    empty = np.zeros(len(minima))
+    with np.errstate(invalid="ignore"):
+        ties = birth == death  # zero persistence: an artefact of equal values, not a basin
+    rank = result["rank"]
+    if ties.any():
+        size = mean = np.zeros(len(minima))
+    else:  # (the common case: the branches are final, only their sizes to count)
+        ends = np.where(saddle >= 0, rank[np.maximum(saddle, 0)], len(values))
+        size, mean = _sizes(labels, parent, ends, values, len(minima))
     tree = MergeTree(
         values=values,
         points=points,
-        branches=Branches(minima, saddle, parent, birth, death, empty.astype(np.int64), empty),
+        branches=Branches(minima, saddle, parent, birth, death, size, mean),
         labels=labels,
-        rank=result["rank"],
+        rank=rank,
         component=result["component"],
         kind=kind,
         info=info,
         boundary=boundary,
+        noise=noise,
     )
-    with np.errstate(invalid="ignore"):
-        ties = birth == death  # zero persistence: an artefact of equal values, not a basin
-    return _reduce(tree, ~ties)
+    return _reduce(tree, ~ties) if ties.any() else tree
 
 
 def _check_values(values: np.ndarray) -> np.ndarray:
@@ -113,9 +119,9 @@ def merge_tree(
         values_nd = np.asarray(landscape, dtype=float)
         if values_nd.ndim == 0:
             raise ValueError("landscape: expected a Landscape or an n-D array of values")
-        axes = [np.arange(s, dtype=float) for s in values_nd.shape]
-        mesh = np.meshgrid(*axes, indexing="ij")
-        points = np.stack([a.ravel() for a in mesh], axis=1)
+        points = np.ascontiguousarray(
+            np.indices(values_nd.shape, dtype=float).reshape(values_nd.ndim, -1).T
+        )
         center = {}
     if kind not in ("join", "split"):
         raise ValueError(f"kind: expected 'join' or 'split'; got {kind!r}")
@@ -129,8 +135,7 @@ def merge_tree(
         f, order = _ordered(values, kind)
         result = _sweep.sweep(order, shape=values_nd.shape, offsets=offsets)
         info = {"graph": "grid", "connectivity": connectivity, **center}
-        tree = _from_sweep(values, points, f, order, result, kind, info, boundary)
-        return replace(tree, noise=noise)
+        return _from_sweep(values, points, f, order, result, kind, info, boundary, noise)
     if graph == "knn":
         tree = merge_tree_from_points(points, values, graph="knn", k=k, kind=kind, seed=seed)
         return replace(tree, boundary=boundary, info={**tree.info, **center}, noise=noise)
