@@ -237,7 +237,9 @@ def _plan(
     device = torch.device(device) if device is not None else _model.model_device(model)
     work = model if device == _model.model_device(model) else copy.deepcopy(model).to(device)
     data, data_bytes = placement(data, batch_list, device)
-    key, prints = _resume_key(model, loss_fn, batch_list, directions, axes, sizes, batch_weights)
+    key, model_print, prints = _resume_key(
+        model, loss_fn, batch_list, directions, axes, sizes, batch_weights
+    )
     if data == "device":
         batch_list = [to_device(b, device) for b in batch_list]
     if autocast is not None:
@@ -264,7 +266,7 @@ def _plan(
         data_bytes=data_bytes,
         autocast=autocast,
         metadata=resume_metadata(
-            key, metadata, directions, _model.hashes(model), name_of(loss_fn), axes, prints
+            key, metadata, directions, model_print, name_of(loss_fn), axes, prints
         ),
         loss_parts=prints["loss_parts"],
         out=None if out is None else os.fspath(out),
@@ -273,8 +275,9 @@ def _plan(
 
 
 def _resume_key(model, loss_fn, batches, directions, axes, sizes, batch_weights) -> tuple:
-    """What determines the values (the resume key: a file is reused only under it) and the
-    fingerprints behind it, with what they cannot see and the loss's parts."""
+    """What determines the values (the resume key: a file is reused only under it), the
+    model's hashes, and the fingerprints behind the key, with what they cannot see and the
+    loss's parts."""
     data_sha256, data_unseen = fingerprint(batches, "batches")
     loss_sha256, loss_unseen, loss_parts = fingerprint_parts(loss_fn, "loss_fn")
     model_print = _model.hashes(model)
@@ -294,7 +297,7 @@ def _resume_key(model, loss_fn, batches, directions, axes, sizes, batch_weights)
         "not_covered": loss_unseen + data_unseen,
         "loss_parts": [list(item) for item in sorted(loss_parts.items())],  # (which differs)
     }
-    return key, prints
+    return key, model_print, prints
 
 
 def _batches(batches, batch_weights, max_batches) -> tuple[list, np.ndarray]:
