@@ -46,7 +46,7 @@ def test_train_many_bad_input():
 
 def _convection_two_products(beta):
     """The PINN loss as it was written before (issue 26): u_x and u_t by two forward-mode
-    products, and three more forward passes: the reference of the one-pass form."""
+    products: the reference of the one-product form."""
     import math
 
     def loss(model, batch):
@@ -67,7 +67,7 @@ def _convection_two_products(beta):
 
 
 @pytest.mark.parametrize("beta", [1.0, 30.0])
-def test_convection_loss_in_one_pass_equals_the_two_product_form(beta):
+def test_convection_loss_by_one_product_equals_the_two_product_form(beta):
     torch.manual_seed(0)
     model = tl.examples.mlp(2, 1, hidden=(16, 16)).double()
     batch = {k: v.double() for k, v in tl.examples.convection_points(40, 12, 9, seed=1).items()}
