@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     tests)  # the documentation build needs sphinx, which that machine lacks
       parallel=()
       "$PYTHON" -c "import xdist" 2>/dev/null && parallel=(-n "${XDIST:-8}")
-      "$PYTHON" -m pytest -p no:cacheprovider "${parallel[@]}" --ignore tests/test_docs.py -rs \
+      "$PYTHON" -m pytest -p no:cacheprovider "${parallel[@]}" --ignore tests/scenarios/test_docs.py -rs \
         2>&1 | tee "$OUT/tests.log" || status=1 ;;
     bench)
       { "$PYTHON" benchmarks/sample_throughput.py --device cuda \
