@@ -43,8 +43,8 @@ def one_of(value, name: str, choices: Sequence):
 
 
 def _real(value) -> bool:
-    return (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, bool)
-        and bool(np.isfinite(value))
+    """A finite real number: a Python or numpy scalar, or a 0-d numeric array; not a bool."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
     )
+    return number and not isinstance(value, bool) and bool(np.isfinite(value))

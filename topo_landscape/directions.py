@@ -183,8 +183,7 @@ class Directions:
                 f"directions: curvature spans need unit eigenvectors; these were rescaled "
                 f"({self.normalization!r} normalisation), so they are no longer eigenvectors"
             )
-        if isinstance(rise, bool) or not np.isfinite(rise) or rise <= 0:
-            raise ValueError(f"rise: expected a positive finite loss increase; got {rise!r}")
+        _validate.positive(rise, "rise", "loss increase")
         curvature = np.abs(np.asarray(self.eigenvalues, dtype=float))
         flat = curvature <= 1e-12 * max(float(curvature.max()), np.finfo(float).tiny)
         if flat.any():

@@ -176,8 +176,7 @@ class MergeTree:
             raise ValueError(f"threshold: expected a finite number >= 0; got {threshold!r}")
         keep = ~(self.persistence < threshold)
         if noise is not None:
-            if isinstance(noise, bool) or not np.isfinite(noise) or noise < 0:
-                raise ValueError(f"noise: expected a finite number >= 0; got {noise!r}")
+            _validate.nonnegative(noise, "noise")
             keep &= self.significant(noise)
         return _reduce(self, keep)
 
@@ -200,8 +199,7 @@ class MergeTree:
                 "noise: this tree has no standard errors; they come from a Landscape sampled "
                 "over several batches (its spread)"
             )
-        if isinstance(k, bool) or not np.isfinite(k) or k < 0:
-            raise ValueError(f"k: expected a finite number >= 0; got {k!r}")
+        _validate.nonnegative(k, "k")
         batches = (self.info or {}).get("noise_batches", np.inf)
         if batches < FEW_BATCHES:
             warnings.warn(
