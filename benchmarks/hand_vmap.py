@@ -16,13 +16,18 @@ least 0.9x), and the largest relative difference of the values from the hand-wri
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
-import topo_landscape as tl
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sample_throughput import problems  # noqa: E402 - (the same PINN and CNN)
+
+import topo_landscape as tl  # noqa: E402
 
 
 class LossModule(nn.Module):
@@ -63,26 +68,6 @@ def hand_written(model, loss_fn, batch, dirs, axes, chunk: int, device) -> np.nd
     return torch.cat(out).double().cpu().numpy().reshape(tuple(len(a) for a in axes))
 
 
-def problems(device):
-    torch.manual_seed(0)
-    pinn = tl.examples.mlp(2, 1).to(device)  # 4 hidden layers of 50, tanh
-    points = tl.examples.convection_points(1000, 100, 100, seed=0)
-    yield (
-        "PINN MLP 4x50 tanh, 1000 collocation",
-        pinn,
-        tl.examples.convection_loss(20.0),
-        {k: v.to(device) for k, v in points.items()},
-    )
-    cnn = tl.examples.small_cnn(width=16).to(device)
-    x, y = tl.examples.random_images(64, seed=0)
-    yield (
-        "small CNN, 64 images 16x16",
-        cnn,
-        tl.supervised(torch.nn.CrossEntropyLoss()),
-        (x.to(device), y.to(device)),
-    )
-
-
 def best_of(repeat: int, fn) -> tuple[float, object]:
     times, out = [], None
     for _ in range(repeat):
@@ -111,6 +96,7 @@ def main() -> None:
             f"\n== {device} | grid {args.resolution}^{args.dims} = {points:,} points | chunk "
             f"{chunk} | best of {args.repeat} | torch {torch.__version__}"
         )
+        torch.manual_seed(0)
         for label, model, loss_fn, batch in problems(device):
             dirs = tl.random_directions(model, n=args.dims, seed=0)
             axes = [np.linspace(-1, 1, args.resolution)] * args.dims
