@@ -24,7 +24,7 @@ from .. import _model, _validate
 from .._fingerprint import fingerprint, fingerprint_parts
 from .._util import name_of
 from ..directions import Directions
-from ..landscape import Landscape, load
+from ..landscape import Landscape
 from ..loss import as_batches, batch_size, check_loss, to_device
 from . import shard
 from .evaluate import ReadsParameters as ReadsParameters  # (the refusal of a loss vmap cannot move)
@@ -344,8 +344,8 @@ def _open(plan: Plan) -> tuple[Store, list]:
         return store, known
     whole = read_partial(out, key, parts)  # every piece read before any rank opens its own
     if whole is not None and whole[0].all():
-        store = Store(plan.axes, plan.weights, plan.metadata)
-        store.complete, store.landscape = True, lambda: load(out)
+        store = Store(plan.axes, plan.weights, plan.metadata, path=out)
+        store.complete = True
         return store, []
     known = [whole] + [read_partial(p, key, parts) for p in shard_paths(out)]
     shard.barrier()

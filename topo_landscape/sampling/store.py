@@ -22,7 +22,7 @@ import torch
 from .._fingerprint import differing_parts
 from .._hdf5 import h5_name, open_file, read_array, read_named, read_tree, write_tree
 from .._version import __version__
-from ..landscape import FORMAT, FORMAT_VERSION, Landscape, read_landscape
+from ..landscape import FORMAT, FORMAT_VERSION, Landscape, load, read_landscape
 
 _RESERVED = (
     "directions",
@@ -202,7 +202,9 @@ class Store:
         return land
 
     def landscape(self) -> Landscape:
-        return read_landscape(self.file)
+        """The complete landscape this store holds: from its open file, or (a store made for a
+        complete file that is not kept open) read from its path."""
+        return read_landscape(self.file) if self.file is not None else load(self.path)
 
     def close(self) -> None:
         if self.file is not None:
