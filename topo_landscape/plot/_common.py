@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from matplotlib import colors
+from matplotlib import colors, ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -74,8 +74,6 @@ def extend(values, norm: colors.Normalize) -> str:
 def round_ticks(norm: colors.Normalize) -> np.ndarray:
     """Round tick values inside a colour scale: decades (and 2, 5 between them over less than
     three decades) on a log scale that spans a decade or more, otherwise 4 to 7 round numbers."""
-    from matplotlib import ticker
-
     lo, hi = float(norm.vmin), float(norm.vmax)
     if isinstance(norm, colors.LogNorm) and hi >= 10 * lo:
         subs = (1.0, 2.0, 5.0) if hi < 1000 * lo else (1.0,)
@@ -95,8 +93,6 @@ def tick_text(value: float) -> str:
 
 def colorbar(fig, mappable, ax, label: str, **kwargs):
     """A colour bar with round, plainly written ticks and no minor ticks."""
-    from matplotlib import ticker
-
     bar = fig.colorbar(mappable, ax=ax, label=label, **kwargs)
     norm = mappable.norm
     bar.set_ticks(round_ticks(norm))
@@ -109,11 +105,12 @@ def plain_log_axis(axis) -> None:
     """Log-scale axis ticks written plainly (0.01, 1, 100) instead of 10^k or 3x10^0. Where
     the axis spans less than about a decade, so that few or no decades lie inside it, the
     minor ticks between them are labelled too (all below 0.4 decades, some up to one)."""
-    from matplotlib import ticker
-
-    class Plain(ticker.LogFormatter):  # matplotlib's choice of labels, written as tick_text
-        def __call__(self, x, pos=None):
-            return tick_text(x) if super().__call__(x, pos) else ""
-
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: tick_text(v)))
-    axis.set_minor_formatter(Plain(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    axis.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
+class _PlainLog(ticker.LogFormatter):
+    """matplotlib's choice of which log ticks to label, each label written by tick_text."""
+
+    def __call__(self, x, pos=None):
+        return tick_text(x) if super().__call__(x, pos) else ""
