@@ -54,8 +54,8 @@ class Landscape:
     batch_weights : ndarray of shape (batches,), or None
         Each batch's share of the mean (sizes, or the sampler's ``batch_weights``), summing
         to 1; by default what ``metadata`` records (``sampling.n_batches``: equal weights),
-        else None. The noise of the mean over
-        batches (``MergeTree.noise``) is computed from it and ``spread``.
+        else None. The noise of the mean over batches (``MergeTree.noise``) is computed from
+        it and ``spread``.
 
     ``to_xarray``, ``from_xarray`` and ``to_vtk`` are added by :mod:`topo_landscape.export`.
 
@@ -252,15 +252,15 @@ def read_landscape(f: h5py.File) -> Landscape:
 
 
 def weights_of(metadata: Mapping) -> np.ndarray | None:
-    """The batch weights a landscape's metadata records (files from before ``batch_weights``
-    was a field: the sizes in the sampler's resume key, else equal weights over
-    ``sampling.n_batches``); None when it records none."""
+    """The batch weights a landscape's metadata records, unnormalised (files from before
+    ``batch_weights`` was a field: the sizes in the sampler's resume key, else equal weights
+    over ``sampling.n_batches``); None when it records none."""
     key = metadata.get("resume", {}).get("key")
     sizes = json.loads(key).get("batch_sizes") if isinstance(key, str) else None
     if not sizes:
         sizes = [1.0] * int(metadata.get("sampling", {}).get("n_batches", 0))
     sizes = np.asarray(sizes, dtype=float)
-    return sizes / sizes.sum() if sizes.size and sizes.sum() > 0 else None
+    return sizes if sizes.size and sizes.sum() > 0 else None
 
 
 # --- what the coordinates measure (axis labels of every picture and export) ---------------------
