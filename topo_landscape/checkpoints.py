@@ -188,17 +188,6 @@ def series(
         "loss_sha256": fingerprint(loss_fn, "loss_fn")[0],
         "data_sha256": fingerprint(batches, "batches")[0],
     }
-    options = dict(
-        n=n,
-        normalization=normalization,
-        seed=seed,
-        resolution=resolution,
-        span=span,
-        rise=rise,
-        mode=mode,
-        device=device,
-        progress=progress,
-    )
     names, rows, lands, trees, files = [], [], [], [], {}
     news = Progress(len(paths), "series", "checkpoints", progress)
     for index, path in enumerate(paths):
@@ -209,7 +198,25 @@ def series(
         place = f"series: checkpoint {index + 1}/{len(paths)} {name}"
         news.write(f"{place}: read from {file}" if land is not None else f"{place}: sampling")
         if land is None:
-            land = _sampled(path, index, file, key, build, loss_fn, batches, directions, options)
+            land = _sampled(
+                path,
+                index,
+                file,
+                key,
+                build,
+                loss_fn,
+                batches,
+                directions,
+                n=n,
+                normalization=normalization,
+                seed=seed,
+                resolution=resolution,
+                span=span,
+                rise=rise,
+                mode=mode,
+                device=device,
+                progress=progress,
+            )
         tree = merge_tree(land, graph=graph, connectivity=connectivity)
         row = {"checkpoint": name, "index": index, **landscape_features(land, tree)}
         eigenvalues = land.metadata.get("directions", {}).get("eigenvalues")
@@ -235,40 +242,58 @@ def series(
     return Series(names=names, table=table, landscapes=lands, trees=trees, files=files)
 
 
-def _sampled(path, index, file, key, build, loss_fn, batches, directions, options) -> Landscape:
+def _sampled(
+    path,
+    index,
+    file,
+    key,
+    build,
+    loss_fn,
+    batches,
+    directions,
+    *,
+    n,
+    normalization,
+    seed,
+    resolution,
+    span,
+    rise,
+    mode,
+    device,
+    progress,
+) -> Landscape:
     """The landscape of one checkpoint: loaded into a fresh model, its directions made, the
     grid sampled into ``file`` (resumed where it stopped)."""
-    o = options
     model = load_checkpoint(build(), path)
-    if o["device"] is not None:
-        model = model.to(o["device"])
+    if device is not None:
+        model = model.to(device)
     dirs = directions_for(
         model,
         loss_fn,
         batches,
         directions,
-        n=o["n"],
-        normalization=o["normalization"],
-        seed=o["seed"],
-        progress=o["progress"],
+        n=n,
+        normalization=normalization,
+        seed=seed,
+        progress=progress,
     )
     series = {
         "checkpoint": os.path.abspath(path),
         "index": index,
         "key": json.dumps(key, sort_keys=True),
-        "span_rule": span_rule(dirs, o["span"], o["rise"]),
+        "span_rule": span_rule(dirs, span, rise),
     }
     return sample(
         model,
         loss_fn,
         batches,
         dirs,
-        resolution=o["resolution"],
-        span=o["span"] if o["span"] is not None else axis_spans(dirs, o["rise"]),
-        mode=o["mode"],
-        device=o["device"],
+        resolution=resolution,
+        span=span if span is not None else axis_spans(dirs, rise),
+        mode=mode,
+        device=device,
         out=file,
-        progress=o["progress"],
+        progress=progress,
         metadata={"series": series},
     )
 
