@@ -100,7 +100,10 @@ def surface(
             raise ValueError(f"field: expected one of {sorted(landscape.fields)}; got {field!r}")
         label = field
         landscape = Landscape(
-            axes=landscape.axes, values=landscape.fields[field], metadata=landscape.metadata
+            axes=landscape.axes,
+            values=landscape.fields[field],
+            metadata=landscape.metadata,
+            batch_weights=landscape.batch_weights,
         )
     if log is None:
         log = auto_log(landscape.values)
