@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import assert_unchanged, snapshot
+from conftest import CUDA, assert_unchanged, snapshot
 from problems import MSE, cnn_problem, linear_problem, pinn_problem
 from torch import nn
 
@@ -238,3 +238,46 @@ def test_loop_moves_weights_exactly_like_a_copy_and_adds_per_tensor():
         for name, p in params.items():
             p.copy_(saved[name])
     np.testing.assert_array_equal(land.values.ravel(), expected)
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_tf32_is_set_while_sampling_on_a_gpu_and_the_flags_restored(allow):
+    """tf32= decides TF32 on a GPU while sampling (off: full float32 even where torch's global
+    flags allow TF32), and the user's flags come back, also after an exception."""
+    from topo_landscape.sampling.evaluate import _tf32
+
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    try:
+        for user in [("medium", True), ("highest", False)]:
+            torch.set_float32_matmul_precision(user[0])
+            torch.backends.cudnn.allow_tf32 = user[1]
+            with pytest.raises(Boom), _tf32(torch.device("cuda"), allow):
+                assert torch.backends.cuda.matmul.allow_tf32 is allow
+                assert torch.backends.cudnn.allow_tf32 is allow
+                raise Boom
+            assert (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32) == user
+            with _tf32(torch.device("cpu"), allow):  # a CPU's settings are left alone
+                assert torch.get_float32_matmul_precision() == user[0]
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
+
+
+def test_tf32_is_recorded_and_checked():
+    model, loss_fn, batch = pinn_problem()
+    dirs = tl.random_directions(model, n=1, seed=0)
+    land = tl.sample(model, loss_fn, batch, dirs, resolution=3, tf32=True)
+    assert land.metadata["sampling"]["tf32"] is False  # (a CPU has no TF32)
+    assert "tf32" not in land.metadata["resume"]["key"]
+    with pytest.raises(TypeError, match="tf32: expected True or False"):
+        tl.sample(model, loss_fn, batch, dirs, resolution=3, tf32="yes")
+
+
+@pytest.mark.parametrize("device", [CUDA])
+def test_tf32_on_a_gpu_changes_values_by_rounding_only(device):
+    model, loss_fn, batch = cnn_problem()
+    dirs = tl.random_directions(model, n=2, seed=0)
+    exact = tl.sample(model, loss_fn, batch, dirs, resolution=5, device=device)
+    fast = tl.sample(model, loss_fn, batch, dirs, resolution=5, device=device, tf32=True)
+    assert fast.metadata["resume"]["key"]["tf32"] is True
+    np.testing.assert_allclose(fast.values, exact.values, rtol=1e-2)

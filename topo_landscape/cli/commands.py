@@ -239,6 +239,7 @@ def _sample_on(args, rank: int) -> None:
         data=args.data,
         max_batches=args.max_batches,
         autocast=None if args.autocast is None else _AUTOCAST[args.autocast](),
+        tf32=args.tf32,
     )
     if finished:
         say(

@@ -192,6 +192,12 @@ def _sample_options(p) -> None:
         default=None,
         help="evaluate under torch.autocast in bfloat16 or float16",
     )
+    p.add_argument(
+        "--tf32",
+        action="store_true",
+        help="on a GPU, allow TF32 matrix products and convolutions (faster, about 1e-3 "
+        "relative per product; off: full float32)",
+    )
     p.add_argument("--checkpoint", help="a state dict to load into the factory's model first")
     p.add_argument(
         "--output", help="the landscape file (.h5); the same command resumes or reuses it"

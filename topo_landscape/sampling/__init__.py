@@ -55,6 +55,7 @@ def sample(
     max_batches: int | None = None,
     data: Literal["auto", "device", "stream"] = "auto",
     autocast: torch.dtype | None = None,
+    tf32: bool = False,
 ) -> Landscape:
     """Evaluate the loss on the grid ``theta* + sum_i alpha_i directions[i]``.
 
@@ -120,6 +121,13 @@ def sample(
     autocast : torch.dtype, optional
         Evaluate under ``torch.autocast`` in this dtype (``torch.bfloat16``, ``torch.float16``).
         A model already in a reduced precision is sampled in it without this.
+    tf32 : bool
+        On a GPU, let float32 matrix products and cuDNN convolutions run in TF32 (10-bit
+        mantissa: faster on Ampere and later, each product rounded to about 1e-3 relative).
+        Off by default, and then both run in full float32 while sampling, whatever torch's
+        global flags say (they are restored afterwards; torch itself lets cuDNN use TF32 by
+        default). No effect on a CPU. What it costs in accuracy and buys in speed is measured
+        by ``benchmarks/hand_vmap.py --tf32`` (see the README's GPU section).
 
     Returns
     -------
@@ -151,6 +159,7 @@ def sample(
         max_batches=max_batches,
         data=data,
         autocast=autocast,
+        tf32=tf32,
         out=out,
     )
     store, known = _open(plan)
@@ -187,6 +196,7 @@ class Plan:
     data: str  # "device" or "stream"
     data_bytes: int
     autocast: torch.dtype | None
+    tf32: bool  # TF32 products and convolutions on a GPU (always False on other devices)
     metadata: dict  # with the resume key
     loss_parts: list  # (path, hash) of the loss's parts, to say which part differs
     out: str | None
@@ -210,6 +220,7 @@ def _plan(
     max_batches,
     data,
     autocast,
+    tf32,
     out,
 ) -> Plan:
     """Check every argument (one message naming it), and plan the run."""
@@ -233,8 +244,11 @@ def _plan(
         raise ValueError(
             f"autocast: expected torch.bfloat16, torch.float16 or None; got {autocast!r}"
         )
+    if not isinstance(tf32, bool):
+        raise TypeError(f"tf32: expected True or False; got {tf32!r}")
     batch_list, sizes = _batches(batches, batch_weights, max_batches)
     device = torch.device(device) if device is not None else _model.model_device(model)
+    tf32 = tf32 and device.type == "cuda"
     work = model if device == _model.model_device(model) else copy.deepcopy(model).to(device)
     data, data_bytes = placement(data, batch_list, device)
     key, model_print, prints = _resume_key(
@@ -244,6 +258,8 @@ def _plan(
         batch_list = [to_device(b, device) for b in batch_list]
     if autocast is not None:
         key["autocast"] = str(autocast)
+    if tf32:  # (absent otherwise: files made before the option resume as before)
+        key["tf32"] = True
     if out is not None and prints["not_covered"]:
         warnings.warn(
             f"out: the resume fingerprint cannot see into {', '.join(prints['not_covered'])}; "
@@ -265,6 +281,7 @@ def _plan(
         data=data,
         data_bytes=data_bytes,
         autocast=autocast,
+        tf32=tf32,
         metadata=resume_metadata(
             key, metadata, directions, model_print, name_of(loss_fn), axes, prints
         ),

@@ -37,7 +37,7 @@ def evaluate_grid(plan, store, known: list, progress) -> np.ndarray:
     if plan.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(plan.device)
     sampling = store.metadata["sampling"]
-    with _model.preserved(plan.work, host=on_host) as theta:
+    with _model.preserved(plan.work, host=on_host) as theta, _tf32(plan.device, plan.tf32):
         plan.work.eval()
         evaluator = _Evaluator(
             plan.work,
@@ -73,9 +73,27 @@ def evaluate_grid(plan, store, known: list, progress) -> np.ndarray:
             data_bytes=plan.data_bytes,
             theta_on_host=on_host,
             autocast=None if plan.autocast is None else str(plan.autocast),
+            tf32=plan.tf32,
             **_peak_memory(plan.device),
         )
     return pending
+
+
+@contextlib.contextmanager
+def _tf32(device: torch.device, allow: bool):
+    """On a GPU, TF32 float32 matrix products and cuDNN convolutions allowed or not (torch's
+    global flags, restored on exit)."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high" if allow else "highest")
+    torch.backends.cudnn.allow_tf32 = allow
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
 
 
 def _run(store, evaluator, axes, mode, chunk, device, progress, pending) -> None:
@@ -257,23 +275,37 @@ class _Evaluator:
         return self.terms, values[:, main].double().cpu().numpy()
 
     def loop(self, alphas: np.ndarray) -> np.ndarray:
+        """The points of ``alphas`` one at a time, the weights moved in place (see _FlatMove).
+
+        Per point only the move, the loss and the detached terms; grad mode and autocast are
+        entered once per call, and the values go to the host once per call."""
         if self.flat is None:
             self.flat = _FlatMove(self.params, self.theta, self.directions, self.names)
-        with self.flat.attached():
-            if self.stream:  # each batch moved once for all the points
+        move, loss_fn, model = self.flat.move, self.loss_fn, self.model
+        terms = self._terms if self.terms != ["loss"] else self._one_term
+        points = alphas.tolist()
+        with self.flat.attached(), torch.set_grad_enabled(self.grad_level > 0):
+            with self._precision():
+                if self.stream:  # each batch moved once for all the points
+                    out = []
+                    for b in self._batches():
+                        row = []
+                        for alpha in points:
+                            move(alpha)
+                            row.append(terms(loss_fn(model, b), ""))
+                        out.append(torch.stack(row, dim=-1))
+                    return torch.stack(out).double().cpu().numpy()
                 out = []
-                for b in self._batches():
-                    row = []
-                    for alpha in alphas:
-                        self.flat.move(alpha.tolist())
-                        row.append(self._terms(self._call(b), ""))
-                    out.append(torch.stack(row, dim=-1))
-                return torch.stack(out).double().cpu().numpy()
-            out = []
-            for alpha in alphas:
-                self.flat.move(alpha.tolist())
-                out.append(torch.stack([self._terms(self._call(b), "") for b in self.batches]))
+                for alpha in points:
+                    move(alpha)
+                    out.append(torch.stack([terms(loss_fn(model, b), "") for b in self.batches]))
         return torch.stack(out, dim=-1).double().cpu().numpy()
+
+    def _one_term(self, value, where: str) -> torch.Tensor:
+        """:meth:`_terms` for a loss of one scalar: the value as a (1,) tensor, checked."""
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            return value.detach().reshape(1)
+        return self._terms(value, where)
 
     def vmap(self, alphas: np.ndarray) -> np.ndarray:
         """The points of ``alphas`` as one batched call per batch (torch.func).
