@@ -11,6 +11,9 @@ tensor each, and ``torch.vmap`` over the chunk; no store, no progress, no spread
 
 It prints each mode's points per second, its ratio to the hand-written loop (goal: vmap at
 least 0.9x), and the largest relative difference of the values from the hand-written ones.
+Everything runs in full float32 (torch's TF32 flags off, as ``tl.sample`` does by default); on
+CUDA one more row, ``tl.sample(mode="vmap", tf32=True)``, gives what TF32 buys in speed and costs
+in accuracy (its values against the float32 ones).
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each, the best counts")
     args = parser.parse_args()
     devices = args.device or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    torch.set_float32_matmul_precision("highest")  # full float32, as tl.sample by default
+    torch.backends.cudnn.allow_tf32 = False
     for name in devices:
         device = torch.device(name)
         chunk = args.chunk or (4096 if device.type == "cuda" else 32)
@@ -109,27 +114,20 @@ def main() -> None:
             )
             print(f"{label}")
             print(f"  hand-written vmap          {points / hand_s:10,.0f} points/s   (1.00x)")
-            for mode in ("vmap", "loop", "auto"):
+            runs = [("vmap", False), ("loop", False), ("auto", False)]
+            for mode, tf32 in runs + ([("vmap", True)] if device.type == "cuda" else []):
+                settings = dict(mode=mode, chunk=chunk, device=device, tf32=tf32)
                 seconds, land = best_of(
                     args.repeat,
-                    lambda m=model, f=loss_fn, b=batch, d=dirs, mode=mode, c=chunk, dev=device: (
-                        tl.sample(
-                            m,
-                            f,
-                            b,
-                            d,
-                            resolution=args.resolution,
-                            mode=mode,
-                            chunk=c,
-                            device=dev,
-                            progress=False,
-                        )
+                    lambda m=model, f=loss_fn, b=batch, d=dirs, kw=settings: tl.sample(
+                        m, f, b, d, resolution=args.resolution, progress=False, **kw
                     ),
                 )
                 diff = np.max(np.abs(land.values - reference) / np.abs(reference))
                 chose = f" -> {land.metadata['sampling']['mode']}" if mode == "auto" else ""
+                label = f"mode={mode}" + (", tf32" if tf32 else "")
                 print(
-                    f"  tl.sample mode={mode:<5}      {points / seconds:10,.0f} points/s   "
+                    f"  tl.sample {label:<16} {points / seconds:10,.0f} points/s   "
                     f"({hand_s / seconds:.2f}x)   max rel. diff {diff:.1e}{chose}"
                 )
 

@@ -127,7 +127,7 @@ def sample(
         Off by default, and then both run in full float32 while sampling, whatever torch's
         global flags say (they are restored afterwards; torch itself lets cuDNN use TF32 by
         default). No effect on a CPU. What it costs in accuracy and buys in speed is measured
-        by ``benchmarks/hand_vmap.py --tf32`` (see the README's GPU section).
+        by ``benchmarks/hand_vmap.py`` on a GPU (see the README's GPU section).
 
     Returns
     -------
