@@ -192,6 +192,98 @@ def train_many(
     return torch.stack(history, dim=1).tolist() if history else [[] for _ in models]
 
 
+def train_many_lbfgs(
+    models: Sequence[nn.Module],
+    loss_fn,
+    batches: Sequence,
+    *,
+    max_iter: int = 1000,
+    lrs=None,
+    **settings,
+) -> list[dict]:
+    """Full-batch L-BFGS on several models of one architecture at once (see :func:`train_lbfgs`).
+
+    Model ``i`` trains on ``batches[i]`` (equal shapes) with learning rate ``lrs[i]`` (or
+    ``lrs`` for all; by default ``LBFGS["lr"]``), each as one ``torch.optim.LBFGS`` step of up
+    to ``max_iter`` iterations with the settings ``LBFGS`` unless overridden (history,
+    tolerances; the line search is always strong Wolfe). Each model follows its own iterates,
+    history, step lengths and stopping, the same as :func:`train_lbfgs` on it alone up to
+    rounding; but at every round the loss and gradient of all the models still training are
+    one vmapped call. A model that stops drops out. Buffers are passed along, not updated.
+    Trains in place (the models end in eval mode); returns one dict per model: ``losses`` (the
+    loss at every evaluation, line-search trials included), ``iterations``, ``evaluations``
+    and ``stop`` (which test ended it).
+    """
+    from . import _lbfgs
+
+    models = list(models)
+    if not models:
+        raise ValueError("models: expected at least one model")
+    if len(batches) != len(models):
+        raise ValueError(
+            f"batches: expected one batch per model ({len(models)}); got {len(batches)}"
+        )
+    if int(max_iter) < 1:
+        raise ValueError(f"max_iter: expected an integer >= 1; got {max_iter!r}")
+    options = {**LBFGS, **settings}
+    if options.pop("line_search_fn") != "strong_wolfe":
+        raise ValueError("line_search_fn: only 'strong_wolfe' is supported")
+    lr = options.pop("lr")
+    lr = lr if lrs is None else lrs
+    params, buffers = torch.func.stack_module_state(models)
+    names = list(params)
+    shapes = [params[k].shape[1:] for k in names]
+    sizes = [math.prod(shape) for shape in shapes]
+    x0 = torch.cat([params[k].detach().flatten(1) for k in names], dim=1)
+    base = copy.deepcopy(models[0]).to("meta").train()
+    wrapper = LossOfModel(base, loss_fn)
+
+    def loss(w, b, batch):
+        parts = torch.split(w, sizes)
+        w = {f"model.{k}": p.view(shape) for k, p, shape in zip(names, parts, shapes)}
+        b = {f"model.{k}": v for k, v in b.items()}
+        return torch.func.functional_call(wrapper, (w, b), (batch,))
+
+    step = torch.vmap(torch.func.grad_and_value(loss))
+    batch = _stack(batches)
+    every = len(models)
+
+    def fun(x, rows):
+        if len(rows) == every:
+            grads, values = step(x, buffers, batch)
+        else:
+            grads, values = step(x, _rows(buffers, rows), _rows(batch, rows))
+        return values.detach(), grads.detach()
+
+    with torch.no_grad():
+        x, runs = _lbfgs.minimize_many(
+            fun,
+            x0,
+            lr,
+            max_iter=int(max_iter),
+            max_eval=options.pop("max_eval", None),
+            **options,
+        )
+        for i, model in enumerate(models):
+            own = dict(model.named_parameters())
+            for k, part, shape in zip(names, torch.split(x[i], sizes), shapes):
+                own[k].copy_(part.view(shape))
+            model.eval()
+    return [
+        {"losses": r.losses, "iterations": r.n_iter, "evaluations": r.evals, "stop": r.stop}
+        for r in runs
+    ]
+
+
+def _rows(stacked, rows: torch.Tensor):
+    """The given models' part of a batch (or buffers) stacked by :func:`_stack`."""
+    if isinstance(stacked, torch.Tensor):
+        return stacked[rows]
+    if isinstance(stacked, dict):
+        return {k: _rows(v, rows) for k, v in stacked.items()}
+    return type(stacked)(_rows(v, rows) for v in stacked)
+
+
 def _stack(batches: Sequence):
     """One batch with a leading model dimension from equally shaped batches (nested alike)."""
     first = batches[0]
@@ -237,18 +329,19 @@ def convection_loss(beta: float, *, terms: bool = False):
 
     Parameters
     ----------
-    beta : float
-        Wave speed.
+    beta : float or None
+        Wave speed; None: each batch's ``"beta"`` (a scalar tensor), so that runs of different
+        wave speeds can train together (:func:`train_many_lbfgs`).
     terms : bool
         Return a dict ``{"loss", "residual", "initial", "boundary"}`` instead of the sum.
     """
 
     def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]):
         xt = batch["residual"]
+        speed = batch["beta"] if beta is None else beta
         # u_t + beta u_x is the derivative of u along (beta, 1) in (x, t): one product
-        direction = torch.zeros_like(xt)
-        direction[:, 0] = beta
-        direction[:, 1] = 1.0
+        ones = torch.ones_like(xt[:, 1])
+        direction = torch.stack([ones * speed, ones], dim=1)
         _, u_along = torch.func.jvp(model, (xt,), (direction,))
         residual = (u_along**2).mean()
         x0 = batch["initial"]
@@ -261,7 +354,11 @@ def convection_loss(beta: float, *, terms: bool = False):
             return {"loss": total, "residual": residual, "initial": initial, "boundary": boundary}
         return total
 
-    loss_fn.__name__ = f"convection_loss(beta={beta:g})"
+    loss_fn.__name__ = (
+        "convection_loss(beta from the batch)"
+        if beta is None
+        else (f"convection_loss(beta={beta:g})")
+    )
     return loss_fn
 
 

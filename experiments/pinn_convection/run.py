@@ -4,7 +4,9 @@ u_t + beta u_x = 0 on x in [0, 2 pi), t in [0, 1], u(x, 0) = sin x, periodic in 
 sin(x - beta t) (Krishnapriyan et al. 2021). For each (beta, seed): train an MLP (4 hidden layers
 of 50, tanh) on residual + initial + boundary loss, as the papers did: full-batch L-BFGS (lr 1,
 history 50, strong Wolfe line search, tolerances 1e-7) on collocation points that are the same
-for every seed (the seed sets only the initial weights), each run trained alone; measure its
+for every seed (the seed sets only the initial weights); the runs train together, each with its
+own iterates, history, step lengths and stopping (one vmapped loss and gradient for all of them
+per round: ``--group-size``; ``--group-size 1`` trains each alone); measure its
 relative L2 error; take the top-4 Hessian eigenvectors; sample the loss along the top 3 (3D)
 and all 4 (4D) at the same resolution, so both grids have the same step; and compute merge
 trees and features. Full-batch Adam over a sweep of learning rates is an option. Uses only the
@@ -123,7 +125,7 @@ class Study:
         return tl.examples.mlp(2, 1).to(self.device)
 
     def train(self, beta, lr, seed) -> None:
-        """Train one run alone, so that its result does not depend on the other runs."""
+        """Train one run alone (``--group-size 1``)."""
         started = time.perf_counter()
         model = self.model(seed)
         loss_fn = tl.examples.convection_loss(beta)
@@ -135,12 +137,40 @@ class Study:
             history = tl.examples.train(
                 model, loss_fn, self.batch, steps=self.cfg["steps"], lr=lr, seed=seed
             )
+        self._trained((beta, lr, seed), model, history, time.perf_counter() - started, 1)
+
+    def train_group(self, runs: list[tuple]) -> None:
+        """Train runs together: at each round the loss and gradient of every run still
+        training are one vmapped call (tl.examples.train_many_lbfgs, or train_many for Adam),
+        each run with its own beta (in its batch), seed and learning rate; each run's iterates
+        are those of training it alone, up to rounding. A row's ``train_seconds`` is the
+        group's time over its size."""
+        started = time.perf_counter()
+        models = [self.model(seed) for _, _, seed in runs]
+        speed = lambda beta: torch.tensor(float(beta), device=self.device)  # noqa: E731
+        batches = [{**self.batch, "beta": speed(beta)} for beta, *_ in runs]
+        loss_fn = tl.examples.convection_loss(None)
+        steps = self.cfg["steps"]
+        if self.cfg["optimizer"] == "lbfgs":
+            results = tl.examples.train_many_lbfgs(models, loss_fn, batches, max_iter=steps)
+            histories = [r["losses"] for r in results]
+        else:
+            lrs = [lr for _, lr, _ in runs]
+            histories = tl.examples.train_many(models, loss_fn, batches, steps=steps, lrs=lrs)
+        seconds = (time.perf_counter() - started) / len(runs)
+        for run, model, history in zip(runs, models, histories):
+            self._trained(run, model, history, seconds, len(runs))
+
+    def _trained(self, run, model, history, seconds, group) -> None:
+        """Store a trained run: its weights and its row."""
+        beta, lr, seed = run
         row = {"beta": beta, "lr": lr, "seed": seed, **self.training()}
         row["final_loss"] = history[-1]
         row["evaluations"] = len(history)
         row["error"] = relative_error(model, beta, self.device)
         row["diverged"] = not np.isfinite(history[-1])
-        row["train_seconds"] = time.perf_counter() - started
+        row["train_seconds"] = seconds
+        row["trained_in_group_of"] = group
         torch.save(model.state_dict(), self.path(_key(beta, lr, seed), "_weights.pt"))
         self.save(row)
 
@@ -299,6 +329,23 @@ def error_vs_topology(ok: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def train(study, runs, group_size: int, deadline: float) -> bool:
+    """Train the runs not trained yet, ``group_size`` at a time (0: all at once; 1: each
+    alone); each run is stored when its group ends. False when the deadline stopped it."""
+    pending = [run for run in runs if not study.trained(*run)]
+    size = group_size or max(len(pending), 1)
+    for start in range(0, len(pending), size):
+        if time.perf_counter() > deadline:
+            return False
+        group = pending[start : start + size]
+        print(f"training {len(group)} run(s): {', '.join(_key(*r) for r in group)}", flush=True)
+        if len(group) == 1 and group_size == 1:
+            study.train(*group[0])
+        else:
+            study.train_group(group)
+    return True
+
+
 def _best_lr(rows):
     """The learning rate with the lowest median error over all betas (for the profile grid)."""
     by_lr = {}
@@ -346,6 +393,13 @@ def main(argv=None):
         help="start no new stage after this many minutes; what is done is written (run again "
         "to go on)",
     )
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=0,
+        help="runs trained together in one vmapped optimiser (default 0: all that need "
+        "training; 1: one at a time, each alone)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default=os.path.join("experiments", "pinn_convection", "results"))
     args = parser.parse_args(argv)
@@ -370,13 +424,13 @@ def main(argv=None):
     deadline = math.inf if args.max_minutes is None else started + 60 * args.max_minutes
     study = Study(cfg, args.out, args.device)
     runs = [(b, lr, s) for b in cfg["betas"] for lr in cfg["lrs"] for s in cfg["seeds"]]
-    stopped = False
+    if args.group_size < 0:
+        parser.error("--group-size: expected 0 (all) or a positive number of runs")
+    stopped = not train(study, runs, args.group_size, deadline)
     for i, run in enumerate(runs):
-        if time.perf_counter() > deadline:
+        if stopped or time.perf_counter() > deadline:
             stopped = True
             break
-        if not study.trained(*run):
-            study.train(*run)
         row = study.landscapes(*run)
         print(
             f"[{i + 1}/{len(runs)}] beta={row['beta']:g} lr={row['lr']:g} seed={row['seed']}: "

@@ -24,6 +24,11 @@ def run_pinn(argv):
     main(argv)
 
 
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def check_outputs(out, n_rows):
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -103,10 +108,10 @@ def test_pinn_quick_mode_small(tmp_path, capsys):
 
 
 def test_a_run_is_the_same_alone_and_with_others(tmp_path):
-    """Each run is trained alone on points that do not change with the seed: its row does not
-    depend on which other runs the call holds."""
+    """With --group-size 1 each run is trained alone on points that do not change with the
+    seed: its row does not depend on which other runs the call holds."""
     common = ["--steps", "60", "--collocation", "64", "--resolution3", "5", "--resolution4", "0"]
-    common += ["--device", "cpu"]
+    common += ["--device", "cpu", "--group-size", "1"]
     run_pinn(["--betas", "5", "--seeds", "1", *common, "--out", str(tmp_path / "alone")])
     run_pinn(["--betas", "1", "5", "--seeds", "0", "1", *common, "--out", str(tmp_path / "all")])
     alone = json.loads((tmp_path / "alone" / "runs" / "beta5_lr1_seed1.json").read_text())
@@ -114,6 +119,26 @@ def test_a_run_is_the_same_alone_and_with_others(tmp_path):
     for key in ["error", "final_loss", "eigenvalue_1", "3d_n_minima", "3d_total_persistence"]:
         assert alone[key] == together[key], key
     assert alone["optimizer"] == "lbfgs" and alone["optimizer_settings"]["history_size"] == 50
+
+
+def test_the_study_trained_in_groups_gives_the_rows_of_one_run_at_a_time(tmp_path):
+    """Grouped training (the default) follows each run's own L-BFGS iterates: the same table as
+    one run at a time, up to float32 rounding (kept small here by few iterations, since L-BFGS
+    amplifies it over many)."""
+    common = ["--betas", "1", "5", "--seeds", "0", "1", "--steps", "12", "--collocation", "64"]
+    common += ["--resolution3", "5", "--resolution4", "0", "--device", "cpu"]
+    run_pinn([*common, "--group-size", "1", "--out", str(tmp_path / "alone")])
+    run_pinn([*common, "--group-size", "3", "--out", str(tmp_path / "grouped")])
+    alone = read_csv(tmp_path / "alone" / "results.csv")
+    grouped = read_csv(tmp_path / "grouped" / "results.csv")
+    assert [(r["beta"], r["seed"]) for r in alone] == [(r["beta"], r["seed"]) for r in grouped]
+    sizes = sorted(int(r["trained_in_group_of"]) for r in grouped)
+    assert sizes == [1, 3, 3, 3] and {r["trained_in_group_of"] for r in alone} == {"1"}
+    for a, g in zip(alone, grouped):
+        assert int(a["evaluations"]) == int(g["evaluations"])
+        for key in ["error", "final_loss", "eigenvalue_1", "3d_total_persistence"]:
+            assert float(g[key]) == pytest.approx(float(a[key]), rel=1e-3), key
+        assert a["3d_n_minima"] == g["3d_n_minima"]
 
 
 def test_lbfgs_reaches_the_papers_error_at_beta_1():
