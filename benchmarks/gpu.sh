@@ -6,6 +6,7 @@
 #
 #   bash benchmarks/gpu.sh tests            the test suite on that machine, CUDA tests included
 #   bash benchmarks/gpu.sh bench            sample_throughput (41^3 on CUDA) and hessian, on CUDA
+#   bash benchmarks/gpu.sh fast             hand_vmap (41^3, tf32 row) and study_cost (200 runs)
 #   bash benchmarks/gpu.sh study [ARGS...]  experiments/pinn_convection/run.py --device cuda ARGS
 #
 # Several steps may follow each other (`tests bench`); `study` takes the rest of the line.
@@ -37,6 +38,10 @@ while [ $# -gt 0 ]; do
     bench)
       { "$PYTHON" benchmarks/sample_throughput.py --device cuda \
           && "$PYTHON" benchmarks/hessian.py --device cuda; } 2>&1 | tee "$OUT/bench.log" || status=1 ;;
+    fast)  # issues 26 and 27: tl.sample against a hand-written vmap; the study's cost model
+      { "$PYTHON" benchmarks/hand_vmap.py --device cuda --resolution 41 --dims 3 --chunk 4096 \
+          && "$PYTHON" benchmarks/study_cost.py --device cuda --group 200 --iterations 50 \
+               --grid 41; } 2>&1 | tee "$OUT/fast.log" || status=1 ;;
     study)
       results=${RESULTS:-experiments/pinn_convection/results}
       "$PYTHON" experiments/pinn_convection/run.py --device cuda --out "$results" "$@" 2>&1 \
@@ -44,7 +49,7 @@ while [ $# -gt 0 ]; do
       cp "$results"/results.csv "$results"/config.json "$OUT"/ 2>/dev/null
       (cd "$results" && tar czf "$OUT/study_figures.tar.gz" ./*.png 2>/dev/null)
       break ;;
-    *) echo "unknown step: $step (tests, bench or study)" >&2; exit 2 ;;
+    *) echo "unknown step: $step (tests, bench, fast or study)" >&2; exit 2 ;;
   esac
 done
 exit $status
