@@ -83,3 +83,61 @@ def test_convection_loss_by_one_product_equals_the_two_product_form(beta):
     a = tl.sample(model, loss, batch, dirs, resolution=3, mode="vmap", progress=False)
     b = tl.sample(model, loss, batch, dirs, resolution=3, mode="loop", progress=False)
     np.testing.assert_allclose(a.values, b.values, rtol=1e-10)
+
+
+def test_many_adam_steps_and_state_are_torch_adams_model_by_model(no_tf32):
+    """Mini-batch steps (each model its own batches), then the optimiser state handed over in
+    torch.optim.Adam's format, both ways: training goes on as it would have, alone or grouped."""
+
+    def loss_fn(model, batch):
+        x, y = batch
+        return ((model(x) - y) ** 2).mean()
+
+    def batches(seed, k):
+        g = torch.Generator().manual_seed(100 * seed + k)
+        x = torch.randn(8, 2, generator=g)
+        return x, x.sum(1, keepdim=True).sin()
+
+    lrs = [1e-2, 3e-3]
+    models = [tl.examples.mlp(2, 1, hidden=(8,)) for _ in lrs]
+    alone = [copy.deepcopy(m) for m in models]
+    adam = tl.examples.ManyAdam(models, loss_fn, lrs)
+    for k in range(5):
+        adam.step(tl.examples._stack([batches(i, k) for i in range(2)]))
+    adam.write_back()
+    optimizers = [torch.optim.Adam(m.parameters(), lr=lr) for m, lr in zip(alone, lrs)]
+    for i, (model, opt) in enumerate(zip(alone, optimizers)):
+        for k in range(5):
+            opt.zero_grad()
+            loss_fn(model, batches(i, k)).backward()
+            opt.step()
+        for p, q in zip(models[i].parameters(), model.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+        saved = adam.state_dict(i)
+        assert saved["state"][0]["step"] == 5
+        torch.testing.assert_close(
+            saved["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
+        )
+    # grouped -> alone: model 0 goes on with a torch Adam loaded from the group's state
+    going_on = torch.optim.Adam(models[0].parameters(), lr=lrs[0])
+    going_on.load_state_dict(adam.state_dict(0))
+    # alone -> grouped: a fresh group loads each torch Adam's state
+    regroup = tl.examples.ManyAdam([copy.deepcopy(m) for m in alone], loss_fn, lrs)
+    for i, opt in enumerate(optimizers):
+        regroup.load_state_dict(i, opt.state_dict())
+    regroup.step(tl.examples._stack([batches(i, 5) for i in range(2)]))
+    regroup.write_back()
+    for i, (model, opt) in enumerate(zip(alone, optimizers)):
+        opt.zero_grad()
+        loss_fn(model, batches(i, 5)).backward()
+        opt.step()
+    going_on.zero_grad()
+    loss_fn(models[0], batches(0, 5)).backward()
+    going_on.step()
+    for model, ref in [
+        (regroup.models[0], alone[0]),
+        (regroup.models[1], alone[1]),
+        (models[0], alone[0]),
+    ]:
+        for p, q in zip(model.parameters(), ref.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

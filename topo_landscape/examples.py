@@ -142,54 +142,114 @@ def train_many(
     rounding; but the models' forward and backward passes run as one call
     (``torch.func.vmap`` over their stacked weights), so that on a GPU a step of many small models
     costs about as much as a step of one. The batches must have equal shapes. Buffers are passed
-    along but not updated (no BatchNorm in training mode). Trains in place; returns each model's
-    loss history.
+    along but not updated (no BatchNorm in training mode). Trains in place (the models end in
+    eval mode); returns each model's loss history. For mini-batches, step :class:`ManyAdam`.
     """
     models = list(models)
-    if not models:
-        raise ValueError("models: expected at least one model")
     if len(batches) != len(models):
         raise ValueError(
             f"batches: expected one batch per model ({len(models)}); got {len(batches)}"
         )
-    rates = torch.as_tensor(lrs, dtype=torch.float64).expand(len(models))
-    params, buffers = torch.func.stack_module_state(models)
-    names = list(params)
-    weights = [params[k].detach() for k in names]
-    base = copy.deepcopy(models[0]).to("meta").train()
-    wrapper = LossOfModel(base, loss_fn)
-
-    def loss(w, b, batch):
-        w = {f"model.{k}": v for k, v in zip(names, w)}
-        b = {f"model.{k}": v for k, v in b.items()}
-        return torch.func.functional_call(wrapper, (w, b), (batch,))
-
-    step = torch.vmap(torch.func.grad_and_value(loss))
+    adam = ManyAdam(models, loss_fn, lrs)
     batch = _stack(batches)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
-    exp_avg = [torch.zeros_like(w) for w in weights]
-    exp_avg_sq = [torch.zeros_like(w) for w in weights]
-    lr = [rates.to(w).view(-1, *[1] * (w.dim() - 1)).expand_as(w) for w in weights]
-    history = []
-    with torch.no_grad():
-        for t in range(1, steps + 1):
-            grads, values = step(weights, buffers, batch)
-            history.append(values)
-            torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
-            torch._foreach_mul_(exp_avg_sq, beta2)
-            torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
-            denom = torch._foreach_sqrt(exp_avg_sq)
-            torch._foreach_div_(denom, math.sqrt(1 - beta2**t))
-            torch._foreach_add_(denom, eps)
-            update = torch._foreach_div(exp_avg, denom)
-            torch._foreach_mul_(update, lr)
-            torch._foreach_add_(weights, update, alpha=-1 / (1 - beta1**t))
-        for i, model in enumerate(models):
-            own = dict(model.named_parameters())
-            for k, w in zip(names, weights):
-                own[k].copy_(w[i])
-            model.eval()
+    history = [adam.step(batch) for _ in range(steps)]
+    adam.write_back()
+    for model in models:
+        model.eval()
     return torch.stack(history, dim=1).tolist() if history else [[] for _ in models]
+
+
+class ManyAdam:
+    """Adam (PyTorch's defaults) on several models of one architecture at once.
+
+    Each :meth:`step` takes one batch per model, stacked along a new first dimension (equal
+    shapes), and makes one Adam update of every model, with its own learning rate (``lrs``: one
+    for all or one per model), moments and step count: the updates of ``torch.optim.Adam`` on
+    each model alone, up to rounding, with the forward and backward passes of all the models one
+    vmapped call. Buffers are passed along, not updated (no BatchNorm in training mode). The
+    models' own parameters change only at :meth:`write_back`. :meth:`state_dict` and
+    :meth:`load_state_dict` read and write one model's optimiser state in ``torch.optim.Adam``'s
+    format, so a run can go on alone or in a group from either.
+    """
+
+    betas, eps = (0.9, 0.999), 1e-8
+
+    def __init__(self, models: Sequence[nn.Module], loss_fn, lrs=1e-3):
+        self.models = list(models)
+        if not self.models:
+            raise ValueError("models: expected at least one model")
+        rates = torch.as_tensor(lrs, dtype=torch.float64).expand(len(self.models))
+        params, self.buffers = torch.func.stack_module_state(self.models)
+        self.names = list(params)
+        self.weights = [params[k].detach() for k in self.names]
+        self.lrs = rates.tolist()
+        self.lr = [rates.to(w).view(-1, *[1] * (w.dim() - 1)).expand_as(w) for w in self.weights]
+        self.exp_avg = [torch.zeros_like(w) for w in self.weights]
+        self.exp_avg_sq = [torch.zeros_like(w) for w in self.weights]
+        self.steps = 0
+        wrapper = LossOfModel(copy.deepcopy(self.models[0]).to("meta").train(), loss_fn)
+        names = self.names
+
+        def loss(w, b, batch):
+            w = {f"model.{k}": v for k, v in zip(names, w)}
+            b = {f"model.{k}": v for k, v in b.items()}
+            return torch.func.functional_call(wrapper, (w, b), (batch,))
+
+        self._grad = torch.vmap(torch.func.grad_and_value(loss))
+
+    @torch.no_grad()
+    def step(self, batch) -> torch.Tensor:
+        """One update of every model on its part of ``batch``; returns the losses (models,)."""
+        grads, values = self._grad(self.weights, self.buffers, batch)
+        beta1, beta2 = self.betas
+        self.steps += 1
+        t = self.steps
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denom, math.sqrt(1 - beta2**t))
+        torch._foreach_add_(denom, self.eps)
+        update = torch._foreach_div(self.exp_avg, denom)
+        torch._foreach_mul_(update, self.lr)
+        torch._foreach_add_(self.weights, update, alpha=-1 / (1 - beta1**t))
+        return values.detach()
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Copy each model's trained weights into its own parameters (in place)."""
+        for i, model in enumerate(self.models):
+            own = dict(model.named_parameters())
+            for k, w in zip(self.names, self.weights):
+                own[k].copy_(w[i])
+
+    def state_dict(self, i: int) -> dict:
+        """Model ``i``'s optimiser state as ``torch.optim.Adam(model.parameters()).state_dict()``
+        gives it (after :meth:`write_back`, the parameters are the model's own)."""
+        params = dict(self.models[i].named_parameters())
+        alone = torch.optim.Adam(params.values(), lr=self.lrs[i])
+        if self.steps:
+            for k, m, v in zip(self.names, self.exp_avg, self.exp_avg_sq):
+                alone.state[params[k]] = {
+                    "step": torch.tensor(float(self.steps)),
+                    "exp_avg": m[i].clone(),
+                    "exp_avg_sq": v[i].clone(),
+                }
+        return alone.state_dict()
+
+    @torch.no_grad()
+    def load_state_dict(self, i: int, state: dict) -> None:
+        """Give model ``i`` the optimiser state ``state`` (``torch.optim.Adam``'s format); every
+        model of the group must have taken as many steps."""
+        params = dict(self.models[i].named_parameters())
+        alone = torch.optim.Adam(params.values(), lr=self.lrs[i])
+        alone.load_state_dict(state)
+        for k, m, v in zip(self.names, self.exp_avg, self.exp_avg_sq):
+            kept = alone.state.get(params[k], {})
+            if "step" in kept:
+                self.steps = int(kept["step"])
+                m[i].copy_(kept["exp_avg"])
+                v[i].copy_(kept["exp_avg_sq"])
 
 
 def train_many_lbfgs(

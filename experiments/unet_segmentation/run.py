@@ -14,7 +14,10 @@ landscape of the loss and of the mean IoU (a dict loss: two fields per point) at
 The data: generated from ``--data-seed`` (animal-like blobs on textured backgrounds, with
 trimaps), or Oxford-IIIT Pet read from ``--data`` (its standard layout; nothing is downloaded).
 
-Every run is stored under OUT/runs/lr<lr>_seed<seed>/ as it goes: a checkpoint per epoch (and
+The runs train together (``--group-size``, default all; 1: each alone): one vmapped forward and
+backward pass of every run on its own mini-batch per step, each run with its own learning rate,
+Adam state and batch order (``tl.examples.ManyAdam``). Every run is stored under
+OUT/runs/lr<lr>_seed<seed>/ as it goes: a checkpoint per epoch (and
 the optimiser's state), a JSON record of the epochs, and one landscape file per checkpoint.
 Calling the script again does only what is missing: training goes on from the last epoch, a
 finished landscape is read back, an interrupted one resumes. A run trained with other settings
@@ -196,6 +199,67 @@ class Study:
             with open(os.path.join(self.folder(lr, seed), "run.json"), "w") as f:
                 json.dump(record, f, indent=1)
         return record
+
+    def train_group(self, runs: list[tuple], deadline) -> list[dict]:
+        """Train runs that have stored as many epochs together, epoch by epoch: each step is one
+        vmapped forward and backward pass of every run on its own mini-batch (the batch order of
+        epoch e still depends only on the run's (seed, e)) and one Adam update of each with its
+        own learning rate (tl.examples.ManyAdam: torch.optim.Adam's updates up to rounding). The
+        checkpoints, optimiser states and records are those of :meth:`train`, so a run can go on
+        alone or in another group; an epoch's ``train_seconds`` is the group's time over its
+        size."""
+        records = [self.record(lr, seed) for lr, seed in runs]
+        done = len(records[0]["epochs"])
+        if done >= self.cfg["epochs"]:
+            return records
+        models = []
+        for lr, seed in runs:
+            os.makedirs(self.folder(lr, seed), exist_ok=True)
+            torch.manual_seed(seed)
+            models.append(self.build())
+            if done:
+                path = self.checkpoint(lr, seed, done)
+                models[-1].load_state_dict(torch.load(path, weights_only=True))
+        loss_fn = lambda m, b: crf_unet.segmentation_loss(m, b)["loss"]  # noqa: E731
+        adam = tl.examples.ManyAdam(models, loss_fn, [lr for lr, _ in runs])
+        for i, (lr, seed) in enumerate(runs):
+            if done:
+                path = os.path.join(self.folder(lr, seed), "optimizer.pt")
+                adam.load_state_dict(i, torch.load(path, weights_only=True))
+        images, masks = self.train_data
+        for epoch in range(done + 1, self.cfg["epochs"] + 1):
+            if time.perf_counter() > deadline:
+                break
+            started = time.perf_counter()
+            orders = [
+                torch.randperm(
+                    len(images), generator=torch.Generator().manual_seed(1000 * seed + epoch)
+                ).to(self.device)
+                for _, seed in runs
+            ]
+            sums, count = 0.0, 0
+            for parts in zip(*(order.split(self.cfg["batch_size"]) for order in orders)):
+                batch = (
+                    torch.stack([images[b] for b in parts]),
+                    torch.stack([masks[b] for b in parts]),
+                )
+                sums = sums + adam.step(batch).double() * len(parts[0])
+                count += len(parts[0])
+            adam.write_back()
+            seconds = (time.perf_counter() - started) / len(runs)
+            for i, ((lr, seed), model, record) in enumerate(zip(runs, models, records)):
+                model.eval()
+                torch.save(model.state_dict(), self.checkpoint(lr, seed, epoch))
+                torch.save(adam.state_dict(i), os.path.join(self.folder(lr, seed), "optimizer.pt"))
+                record["epochs"][str(epoch)] = {
+                    "train_loss": float(sums[i]) / count,
+                    "test_iou": dataset_iou(model, self.test_data),
+                    "train_seconds": seconds,
+                    "trained_in_group_of": len(runs),
+                }
+                with open(os.path.join(self.folder(lr, seed), "run.json"), "w") as f:
+                    json.dump(record, f, indent=1)
+        return records
 
     def landscapes(self, lr, seed, record) -> list[dict]:
         """Every trained epoch's landscape and features (``tl.series``: stored files are read
@@ -461,6 +525,13 @@ def main(argv=None):
         help="height above the minimum where the main basin's width is measured",
     )
     parser.add_argument("--max-minutes", type=float, help="start no new stage after this long")
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=0,
+        help="runs trained together, one vmapped step for all (default 0: all with as many "
+        "stored epochs; 1: each alone)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--out", default=os.path.join("experiments", "unet_segmentation", "results")
@@ -488,6 +559,10 @@ def main(argv=None):
     deadline = math.inf if args.max_minutes is None else started + 60 * args.max_minutes
     study = Study(cfg, args.out, args.device)
     runs = [(lr, seed) for lr in cfg["lrs"] for seed in cfg["seeds"]]
+    if args.group_size < 0:
+        parser.error("--group-size: expected 0 (all) or a positive number of runs")
+    if args.group_size != 1:
+        train_in_groups(study, runs, args.group_size, deadline)
     rows, stopped = [], False
     for i, (lr, seed) in enumerate(runs):
         stopped = stopped or time.perf_counter() > deadline
@@ -534,6 +609,24 @@ def main(argv=None):
     if stopped:
         print(f"stopped at the time limit ({args.max_minutes:g} min): run again to go on")
     print(f"done in {seconds:.0f} s")
+
+
+def train_in_groups(study, runs, group_size: int, deadline) -> None:
+    """Train the runs in groups of ``group_size`` (0: all) of runs with as many stored epochs
+    (a run left over after a group is trained alone, by :meth:`Study.train`, later)."""
+    by_done: dict[int, list] = {}
+    for lr, seed in runs:
+        by_done.setdefault(len(study.record(lr, seed)["epochs"]), []).append((lr, seed))
+    for done, group in sorted(by_done.items()):
+        if done >= study.cfg["epochs"]:
+            continue
+        size = group_size or len(group)
+        for start in range(0, len(group), size):
+            if time.perf_counter() > deadline:
+                return
+            part = group[start : start + size]
+            print(f"training {len(part)} run(s) from epoch {done}: {part}", flush=True)
+            study.train_group(part, deadline)
 
 
 def _all_sampled(study, lr, seed, record) -> bool:

@@ -12,6 +12,8 @@ import pytest
 import torch
 from conftest import ROOT as _ROOT
 
+import topo_landscape as tl
+
 ROOT = str(_ROOT)
 HERE = os.path.join(ROOT, "experiments", "unet_segmentation")
 
@@ -207,11 +209,11 @@ def stored(out):
 @pytest.mark.slow  # (over 8 s on 2 cores; `./dev slow` runs it)
 def test_quick_mode_small_writes_the_table_and_figures_and_resumes(tmp_path, monkeypatch):
     out = tmp_path / "study"
-    run_study(["--quick", *SMALL, "--epochs", "1", "--out", str(out)])
+    run_study(["--quick", *SMALL, "--epochs", "1", "--group-size", "1", "--out", str(out)])
     first = stored(out)
     assert len([p for p in first if p.endswith(".h5")]) == 2  # one landscape per checkpoint
     # a second epoch: the first epoch's checkpoint and landscape are not touched
-    run_study(["--quick", *SMALL, "--epochs", "2", "--out", str(out)])
+    run_study(["--quick", *SMALL, "--epochs", "2", "--group-size", "1", "--out", str(out)])
     second = stored(out)
     assert {p: t for p, t in second.items() if p in first and "optimizer" not in p} == {
         p: t for p, t in first.items() if "optimizer" not in p
@@ -247,17 +249,44 @@ def test_quick_mode_small_writes_the_table_and_figures_and_resumes(tmp_path, mon
     monkeypatch.setattr(series, "sample", refuse)
     monkeypatch.setattr(series, "hessian_directions", refuse)
     monkeypatch.setattr(torch.optim.Adam, "step", refuse)
+    monkeypatch.setattr(tl.examples.ManyAdam, "step", refuse)
     run_study(["--quick", *SMALL, "--epochs", "2", "--out", str(out)])
     assert stored(out) == second
     monkeypatch.undo()
 
     # the same run trained in one call has the same weights as the one resumed after epoch 1
     again = tmp_path / "again"
-    run_study(["--quick", SMALL[0], "1e-3", *SMALL[3:], "--epochs", "2", "--out", str(again)])
+    alone = ["--group-size", "1"]  # (a group of one and a group of two may round apart)
+    run_study(
+        ["--quick", SMALL[0], "1e-3", *SMALL[3:], "--epochs", "2", *alone, "--out", str(again)]
+    )
     for name in ["epoch001.pt", "epoch002.pt"]:
         a = torch.load(out / "runs" / "lr0.001_seed0" / name)
         b = torch.load(again / "runs" / "lr0.001_seed0" / name)
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow  # (over 8 s on 2 cores; `./dev slow` runs it)
+def test_runs_trained_in_groups_are_trained_as_alone(tmp_path):
+    """Grouped training (the default; resumed here after epoch 1, so the optimiser state goes
+    through torch.optim.Adam's format) gives each run the epochs of training it alone, up to
+    float32 rounding."""
+    tiny = [*SMALL[: SMALL.index("--resolution")], "--resolution", "3", "--device", "cpu"]
+    grouped, alone = tmp_path / "grouped", tmp_path / "alone"
+    run_study(["--quick", *tiny, "--epochs", "1", "--out", str(grouped)])
+    run_study(["--quick", *tiny, "--epochs", "2", "--out", str(grouped)])
+    run_study(["--quick", *tiny, "--epochs", "2", "--group-size", "1", "--out", str(alone)])
+    for key in ["lr0.001_seed0", "lr0.01_seed0"]:
+        a = json.loads((alone / "runs" / key / "run.json").read_text())["epochs"]
+        g = json.loads((grouped / "runs" / key / "run.json").read_text())["epochs"]
+        assert g["2"]["trained_in_group_of"] == 2 and "trained_in_group_of" not in a["2"]
+        for epoch in ["1", "2"]:
+            assert g[epoch]["train_loss"] == pytest.approx(a[epoch]["train_loss"], rel=1e-4)
+            assert g[epoch]["test_iou"] == pytest.approx(a[epoch]["test_iou"], abs=1e-3)
+        w_alone = torch.load(alone / "runs" / key / "epoch002.pt")
+        w_grouped = torch.load(grouped / "runs" / key / "epoch002.pt")
+        for name, w in w_alone.items():
+            torch.testing.assert_close(w_grouped[name], w, rtol=1e-3, atol=1e-5)
 
 
 def test_a_rerun_with_other_settings_is_refused(tmp_path):
