@@ -3,6 +3,7 @@
     python benchmarks/topology.py               # 41^4 grid and 68,921 scattered 3D points
     python benchmarks/topology.py --size 21     # smaller grid
     python benchmarks/topology.py --no-gudhi    # skip the (slow) gudhi reference
+    python benchmarks/topology.py --threads     # only: many landscapes' trees in threads
 
 Targets (issue 4, 2 CPU cores): merge tree and features of a 41^4 grid (2.8M samples) in under
 30 s and at least 5x faster than gudhi's cubical H0; 68,921 scattered 3D points in k-NN mode in
@@ -12,7 +13,9 @@ under 20 s after the numba warm-up.
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -44,10 +47,14 @@ def main():
     parser.add_argument("--no-gudhi", action="store_true")
     parser.add_argument("--scattered", type=int, default=68_921)
     parser.add_argument("--repeat", type=int, default=50, help="calls per small grid (best)")
+    parser.add_argument("--threads", action="store_true", help="only the threads part")
     args = parser.parse_args()
 
     warm = landscape_values(5, 2)
     tl.merge_tree(warm)  # numba compile (cached on disk after the first run)
+    if args.threads:
+        threads()
+        return
     tl.merge_tree_from_points(np.random.default_rng(0).random((50, 3)), np.arange(50.0))
 
     values = landscape_values(args.size, args.dims)
@@ -83,6 +90,23 @@ def main():
     print(
         f"scattered 3D, {args.scattered:,} points, mutual 12-NN: {seconds:.2f} s   "
         f"{feats['n_minima']:,} minima"
+    )
+
+
+def threads(count: int = 4, size: int = 31, dims: int = 4) -> None:
+    """Merge trees and features of several landscapes (the checkpoints of a series, the runs of
+    a study) one after the other and in a thread per core: the sweep releases the GIL."""
+    axes = [np.linspace(-1, 1, size)] * dims
+    lands = [
+        tl.Landscape(axes=axes, values=landscape_values(size, dims, seed)) for seed in range(count)
+    ]
+    (_, sequential) = timed(lambda: [tl.features(land) for land in lands])
+    workers = os.cpu_count() or 1
+    with ThreadPoolExecutor(workers) as pool:
+        (_, parallel) = timed(lambda: list(pool.map(tl.features, lands)))
+    print(
+        f"{count} landscapes of {size}^{dims}, features: one after the other {sequential:.2f} s, "
+        f"{workers} threads {parallel:.2f} s ({sequential / parallel:.2f}x)"
     )
 
 

@@ -23,7 +23,7 @@ MERGED_INTO = 7  # per minimum: the elder branch's minimum
 ROWS = 8
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _find(parent, x):
     root = x
     while parent[root] != root:
@@ -35,7 +35,7 @@ def _find(parent, x):
     return root
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _add_component(parent, u, roots, n_roots):
     """Add the component of neighbour u to ``roots[:n_roots]`` if u was visited and it is new."""
     if parent[u] < 0:
@@ -48,7 +48,7 @@ def _add_component(parent, u, roots, n_roots):
     return n_roots + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _visit(v, roots, n_roots, rank, state):
     """Process sample v whose visited neighbours lie in components ``roots[:n_roots]``."""
     parent, size, oldest, head = state[PARENT], state[SIZE], state[OLDEST], state[HEAD]
@@ -94,7 +94,7 @@ def _visit(v, roots, n_roots, rank, state):
     state[SURVIVOR, v] = elder
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sweep_grid(order, rank, shape, offsets, state):
     n = shape.size
     strides = np.ones(n, np.int64)
@@ -124,7 +124,7 @@ def _sweep_grid(order, rank, shape, offsets, state):
         _visit(v, roots, n_roots, rank, state)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sweep_csr(order, rank, indptr, indices, state):
     max_degree = 0
     for v in range(indptr.size - 1):
@@ -139,7 +139,7 @@ def _sweep_csr(order, rank, indptr, indices, state):
         _visit(v, roots, n_roots, rank, state)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _components(parent):
     out = np.empty(parent.size, np.int64)
     for v in range(parent.size):
