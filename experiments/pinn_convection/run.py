@@ -29,6 +29,7 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -91,6 +92,7 @@ class Study:
         n = cfg["collocation"]  # the same points for every run: the seed is the initialisation
         points = tl.examples.convection_points(n, 256, 100, seed=cfg["points_seed"])
         self.batch = {k: v.to(device) for k, v in points.items()}
+        self.pool = ThreadPoolExecutor(1)  # merge trees beside the sampling (see landscapes)
 
     def training(self) -> dict:
         return {k: self.cfg[k] for k in TRAINING}
@@ -174,13 +176,17 @@ class Study:
         torch.save(model.state_dict(), self.path(_key(beta, lr, seed), "_weights.pt"))
         self.save(row)
 
-    def landscapes(self, beta, lr, seed) -> dict:
-        """The Hessian directions, then each requested grid that the row does not have yet."""
+    def landscapes(self, beta, lr, seed):
+        """The Hessian directions, then each requested grid that the row does not have yet.
+
+        Returns ``done() -> row``: each grid's merge tree and features are computed in a
+        thread (the sweep releases Python's lock) while the next grid, or the next run, is
+        sampled; ``done`` waits for them, then stores the row."""
         row = self.row(beta, lr, seed)
         key = _key(beta, lr, seed)
         grids = [(n, self.cfg[f"resolution{n}"]) for n in (3, 4) if self.cfg[f"resolution{n}"]]
         if row.get("diverged") or all(row.get(f"{n}d_resolution") == r for n, r in grids):
-            return row
+            return lambda: row
         started = time.perf_counter()
         model = self.model(seed)
         model.load_state_dict(
@@ -195,9 +201,10 @@ class Study:
             except ValueError as err:  # no finite loss at the trained weights
                 row.update(diverged=True, note=str(err)[:200])
                 self.save(row)
-                return row
+                return lambda: row
             dirs4.save(self.path(key, "_dirs.pt"))
         row.update({f"eigenvalue_{i + 1}": float(v) for i, v in enumerate(dirs4.eigenvalues)})
+        topology = []
         for n, resolution in grids:
             if row.get(f"{n}d_resolution") == resolution:
                 continue
@@ -211,13 +218,22 @@ class Study:
                 out=self.path(key, f"_{n}d_r{resolution}.h5"),
                 progress=False,
             )
-            features = tl.features(land)
-            row.update({f"{n}d_{name}": value for name, value in features.items()})
-            row[f"{n}d_resolution"] = resolution
             row[f"{n}d_seconds"] = land.metadata["sampling"]["seconds"]
-        row["landscape_seconds"] = time.perf_counter() - started
-        self.save(row)
-        return row
+            topology.append((n, resolution, self.pool.submit(_timed_features, land)))
+        sampled = time.perf_counter() - started
+
+        def done() -> dict:
+            seconds = 0.0
+            for n, resolution, future in topology:
+                features, spent = future.result()
+                row.update({f"{n}d_{name}": value for name, value in features.items()})
+                row[f"{n}d_resolution"] = resolution
+                seconds += spent
+            row["landscape_seconds"] = sampled + seconds
+            self.save(row)
+            return row
+
+        return done
 
     def tree(self, row, n):
         return tl.merge_tree(
@@ -329,6 +345,21 @@ def error_vs_topology(ok: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _report(i, done, total) -> None:
+    row = done()
+    print(
+        f"[{i + 1}/{total}] beta={row['beta']:g} lr={row['lr']:g} seed={row['seed']}: "
+        f"error {row['error']:.3g}, 3D minima {row.get('3d_n_minima', '-')}, "
+        f"4D minima {row.get('4d_n_minima', '-')}",
+        flush=True,
+    )
+
+
+def _timed_features(land) -> tuple[dict, float]:
+    started = time.perf_counter()
+    return tl.features(land), time.perf_counter() - started
+
+
 def train(study, runs, group_size: int, deadline: float) -> bool:
     """Train the runs not trained yet, ``group_size`` at a time (0: all at once; 1: each
     alone); each run is stored when its group ends. False when the deadline stopped it."""
@@ -427,17 +458,17 @@ def main(argv=None):
     if args.group_size < 0:
         parser.error("--group-size: expected 0 (all) or a positive number of runs")
     stopped = not train(study, runs, args.group_size, deadline)
+    waiting = []  # (number, done) of the run whose merge trees are being built
     for i, run in enumerate(runs):
         if stopped or time.perf_counter() > deadline:
             stopped = True
             break
-        row = study.landscapes(*run)
-        print(
-            f"[{i + 1}/{len(runs)}] beta={row['beta']:g} lr={row['lr']:g} seed={row['seed']}: "
-            f"error {row['error']:.3g}, 3D minima {row.get('3d_n_minima', '-')}, "
-            f"4D minima {row.get('4d_n_minima', '-')}",
-            flush=True,
-        )
+        waiting.append((i, study.landscapes(*run)))
+        if len(waiting) > 1:  # (its trees were built while this run sampled)
+            _report(*waiting.pop(0), len(runs))
+    for i, done in waiting:
+        _report(i, done, len(runs))
+    study.pool.shutdown()
     rows = [study.row(*run) for run in runs]
     rows = [row for row in rows if "error" in row]
     table = os.path.join(args.out, "results.csv")
