@@ -126,11 +126,31 @@ def test_profile_widths_are_exact_sample_counts_at_any_height():
         assert width_at(bowl_.outline, y) == pytest.approx(np.sum(one <= y))
 
 
+def test_basins_are_coloured_by_their_mean_loss_by_default():
+    """Geniesse et al. colour a basin by its mean loss: here the right well's own samples, those
+    below the saddle on its side of it, averaged by hand."""
+    x = np.linspace(-2, 2, 201)
+    v = (x**2 - 1) ** 2 + 0.2 * x + 1  # two wells, the right one higher
+    tree = tl.merge_tree(tl.Landscape(axes=[x], values=v))
+    saddle = int(np.argmax(np.where(np.abs(x) < 0.5, v, -np.inf)))
+    right = (np.arange(len(v)) > saddle) & (v < v[saddle])
+    norm = colors.Normalize(0.0, 3.0)
+    cmap = matplotlib.colormaps["viridis"]
+    fig = tl.plot.profile(tree, norm=norm)
+    (sub,) = [b for b in range(len(tree.branches.birth)) if tree.branches.parent[b] >= 0]
+    (patch,) = [p for p in fig.axes[0].patches if p.get_gid() == f"basin-{sub}"]
+    np.testing.assert_allclose(patch.get_facecolor(), cmap(norm(v[right].mean())))
+    assert v[right].mean() > tree.branches.birth[sub] + 0.3  # (not the minimum's colour)
+    assert fig.axes[1].get_ylabel() == "mean loss of the basin"
+    with pytest.raises(ValueError, match="color_by: expected 'mean' or 'minimum'"):
+        tl.plot.profile(tree, color_by="max")
+
+
 def test_a_fixed_colour_scale_is_honoured():
     x = np.linspace(0, 6, 301)
     tree = tl.merge_tree(tl.Landscape(axes=[x], values=wells(x, [1.0, 0.5], [2, 4])))
     norm = colors.Normalize(0.0, 10.0)
-    fig = tl.plot.profile(tree, norm=norm)
+    fig = tl.plot.profile(tree, norm=norm, color_by="minimum")
     cmap = matplotlib.colormaps["viridis"]
     for patch in fig.axes[0].patches:
         branch = int(patch.get_gid().split("-")[1])

@@ -26,6 +26,7 @@ def compare(
     ncols: int | None = None,
     max_basins: int | None = None,
     loss_axis: str = "shared",
+    color_by: str = "mean",
 ) -> Figure:
     """A grid of profiles (for MergeTrees) or surfaces (for Landscapes) on one colour scale and,
     for profiles, one loss axis: the figure for comparing checkpoints, seeds or settings.
@@ -36,8 +37,8 @@ def compare(
     of it.
 
     ``log``: a logarithmic loss scale; by default when every loss is positive and they span two
-    decades or more. Profiles are coloured by the loss at each basin's minimum, on the one
-    scale.
+    decades or more. Profiles are coloured by each basin's mean loss (``color_by="minimum"``:
+    the loss at its minimum; see :func:`profile`), on the one scale.
 
     Parameters
     ----------
@@ -108,6 +109,7 @@ def compare(
                 notes=False,
                 title=title,
                 max_basins=max_basins,
+                color_by=color_by,
             )
             if loss_axis == "shared" and log:
                 ax.set_ylim(lo / 1.15, hi * 1.15)
@@ -118,7 +120,11 @@ def compare(
             _surface_into(ax, item, norm, cmap, log, title)
     from matplotlib.cm import ScalarMappable
 
-    label = "loss at the basin's minimum" if trees else "loss"
+    label = (
+        "loss"
+        if not trees
+        else ("mean loss of the basin" if color_by == "mean" else "loss at the basin's minimum")
+    )
     colorbar(fig, ScalarMappable(norm=norm, cmap=cmap), axes, label, shrink=0.9)
     if trees:  # the drawing rules, once for all panels, wrapped to the figure's width
         rules = (

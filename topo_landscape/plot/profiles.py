@@ -40,6 +40,7 @@ def profile(
     threshold: float | None = None,
     max_basins: int | None = None,
     cmap: str = "viridis",
+    color_by: Literal["mean", "minimum"] = "mean",
     vmin: float | None = None,
     vmax: float | None = None,
     norm: colors.Normalize | None = None,
@@ -56,9 +57,10 @@ def profile(
 
     Each basin's width at a height is the number of its samples at or below it (exactly, to
     the resolution of the figure), its depth the persistence of its branch. Its colour is the
-    loss at its minimum, on the scale of the height axis (from the lowest minimum to the cut of
-    the main basin): the same quantity in every figure, so that compared figures (one colour
-    scale: ``norm``, or :func:`compare`) read alike. What the drawing leaves out or changes is
+    mean loss of its samples (as Geniesse et al. colour them; ``color_by="minimum"``: the loss
+    at its minimum), on the scale of the height axis (from the lowest minimum to the cut of the
+    main basin): the same quantity in every figure, so that compared figures (one colour scale:
+    ``norm``, or :func:`compare`) read alike. What the drawing leaves out or changes is
     said in the figure: main basins cut at ``top``, basins merged by the default
     simplification, basins widened to ``min_width``, non-finite samples.
 
@@ -78,7 +80,11 @@ def profile(
     max_basins : int, optional
         Show only the most persistent basins.
     cmap : str
-        Sequential colour map for the loss at each basin's minimum (dark: low).
+        Sequential colour map (dark: low loss).
+    color_by : {"mean", "minimum"}
+        What a basin's colour shows: the mean loss of its samples (the drawn ones, its
+        sub-basins' included), or the loss at its minimum (its floor's height, which the
+        height axis shows too). A basin of one sample is coloured by its minimum.
     vmin, vmax, norm
         A fixed colour scale, so that figures that are compared share it.
     markers : bool
@@ -118,6 +124,8 @@ def profile(
         raise TypeError(f"tree: expected a MergeTree (tl.merge_tree); got {type(tree).__name__}")
     if boundary not in ("mark", "hide"):
         raise ValueError(f"boundary: expected 'mark' or 'hide'; got {boundary!r}")
+    if color_by not in ("mean", "minimum"):
+        raise ValueError(f"color_by: expected 'mean' or 'minimum'; got {color_by!r}")
     drawing = profile_drawing(
         tree,
         threshold=threshold,
@@ -143,7 +151,7 @@ def profile(
         patch = Polygon(
             outline,
             closed=True,
-            facecolor="0.85" if noisy[basin.branch] else colormap(norm(basin.floor)),
+            facecolor="0.85" if noisy[basin.branch] else colormap(norm(_shade(basin, color_by))),
             edgecolor="0.6" if noisy[basin.branch] else "k",
             linewidth=0.6,
             gid=f"basin-{basin.branch}" + ("-noise" if noisy[basin.branch] else ""),
@@ -185,10 +193,18 @@ def profile(
     if colorbar:
         from matplotlib.cm import ScalarMappable
 
-        _colorbar(fig, ScalarMappable(norm=norm, cmap=colormap), ax, "loss at the basin's minimum")
+        label = "mean loss of the basin" if color_by == "mean" else "loss at the basin's minimum"
+        _colorbar(fig, ScalarMappable(norm=norm, cmap=colormap), ax, label)
     if title:
         ax.set_title(title)
     return fig
+
+
+def _shade(basin, color_by: str) -> float:
+    """The value a basin's colour shows (see profile's ``color_by``)."""
+    if color_by == "mean" and np.isfinite(basin.mean_loss):
+        return basin.mean_loss
+    return basin.floor
 
 
 @dataclass(frozen=True)
