@@ -110,6 +110,14 @@ def test_bad_input():
         tl.examples.train_many_lbfgs(models, mse, batches[:1])
     with pytest.raises(ValueError, match="max_iter: expected an integer >= 1"):
         tl.examples.train_many_lbfgs(models, mse, batches, max_iter=0)
+    with pytest.raises(
+        ValueError, match=r"lrs: expected one learning rate, or one per model \(2\)"
+    ):
+        tl.examples.train_many_lbfgs(models, mse, batches, lrs=[1.0, 0.5, 0.1])
+    with pytest.raises(ValueError, match="lrs: expected positive finite"):
+        tl.examples.train_many_lbfgs(models, mse, batches, lrs=[1.0, -1.0])
+    with pytest.raises(ValueError, match=r"lrs: expected one learning rate, or one per model"):
+        tl.examples.ManyAdam(models, mse, [1e-3] * 3)
     with pytest.raises(ValueError, match="line_search_fn"):
         tl.examples.train_many_lbfgs(models, mse, batches, line_search_fn=None)
 

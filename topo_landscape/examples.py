@@ -178,7 +178,7 @@ class ManyAdam:
         self.models = list(models)
         if not self.models:
             raise ValueError("models: expected at least one model")
-        rates = torch.as_tensor(lrs, dtype=torch.float64).expand(len(self.models))
+        rates = _rates(lrs, len(self.models))
         params, self.buffers = torch.func.stack_module_state(self.models)
         self.names = list(params)
         self.weights = [params[k].detach() for k in self.names]
@@ -289,7 +289,7 @@ def train_many_lbfgs(
     if options.pop("line_search_fn") != "strong_wolfe":
         raise ValueError("line_search_fn: only 'strong_wolfe' is supported")
     lr = options.pop("lr")
-    lr = lr if lrs is None else lrs
+    lr = _rates(lr if lrs is None else lrs, len(models)).tolist()
     params, buffers = torch.func.stack_module_state(models)
     names = list(params)
     shapes = [params[k].shape[1:] for k in names]
@@ -333,6 +333,19 @@ def train_many_lbfgs(
         {"losses": r.losses, "iterations": r.n_iter, "evaluations": r.evals, "stop": r.stop}
         for r in runs
     ]
+
+
+def _rates(lrs, n: int) -> torch.Tensor:
+    """One learning rate per model (float64): ``lrs`` one for all, or one per model."""
+    rates = torch.as_tensor(lrs, dtype=torch.float64)
+    if rates.dim() > 1 or (rates.dim() == 1 and len(rates) != n):
+        raise ValueError(
+            f"lrs: expected one learning rate, or one per model ({n}); got shape "
+            f"{tuple(rates.shape)}"
+        )
+    if not bool(torch.all(torch.isfinite(rates) & (rates > 0))):
+        raise ValueError(f"lrs: expected positive finite learning rates; got {rates.tolist()}")
+    return rates.expand(n)
 
 
 def _rows(stacked, rows: torch.Tensor):
