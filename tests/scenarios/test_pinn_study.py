@@ -161,3 +161,26 @@ def test_pinn_quick_mode_as_documented(tmp_path):
     run_pinn(["--quick", "--device", "cpu", "--out", str(tmp_path)])
     rows = check_outputs(tmp_path, 3)
     assert [float(r["beta"]) for r in rows] == [1.0, 20.0, 50.0]
+
+
+def test_the_readme_numbers_come_from_the_committed_csv(capsys):
+    """claims.py re-derives the README's findings from figures/results.csv: spot checks that the
+    two agree (if the table is made again, the README must be too)."""
+    main = runpy.run_path(os.path.join(ROOT, "experiments", "pinn_convection", "claims.py"))
+    main["main"]([])
+    printed = capsys.readouterr().out
+    with open(os.path.join(ROOT, "experiments", "pinn_convection", "README.md")) as f:
+        readme = " ".join(f.read().split())  # (the wrapping of its lines does not matter)
+    pairs = [
+        ("3D minima on the boundary                  66% of all minima", "(66% in 3D"),
+        ("4D minima on the boundary                  74% of all minima", "74% in 4D)"),
+        ("3D persistence held by boundary minima     94%", "hold 94% of the"),
+        ("more in 4D in 21 of 24 runs; ratio mean 2.04, median 1.80", "in 21 of 24 runs"),
+        ("within one minimum in 21 of 24 runs; at most 4 apart", "(at most 4 apart)"),
+        ("3D minima, good runs                       1 to 7, median 4", "(1 to 7 minima"),
+        ("4D minima at beta 40                       16 to 38", "16 to 38 minima"),
+        ("24 of 24 runs in 3D, 24 in 4D", "In every run the trained weights are the lowest"),
+    ]
+    for number, sentence in pairs:
+        assert number in printed, number
+        assert sentence in readme, sentence
