@@ -340,3 +340,26 @@ def test_basin_width_is_the_component_of_the_sublevel_set(height):
     parts, _ = ndimage.label(values <= values.min() + height, structure=np.ones((3, 3)))
     expected = np.mean(parts == parts.flat[np.argmin(values)])
     assert basin_width(tree, height) == pytest.approx(expected)
+
+
+def test_the_readme_numbers_come_from_the_committed_csv(capsys):
+    """claims.py re-derives the README's findings from figures/results.csv: spot checks that the
+    two agree (if the table is made again, the README must be too)."""
+    main = runpy.run_path(os.path.join(HERE, "claims.py"))
+    main["main"]([])
+    printed = " ".join(capsys.readouterr().out.split())
+    with open(os.path.join(HERE, "README.md")) as f:
+        readme = " ".join(f.read().split())  # (the wrapping of its lines does not matter)
+    pairs = [
+        ("lowest point on the box's edge 121 of 140", "121 of them on the box's edge"),
+        ("negative eigenvalue among the top two 26 (1 the first)", "26 of the 140 checkpoints"),
+        ("0.0041 to 0.0079; 0.76 to 0.87", "the depth is 0.004 to 0.008 for lr ≥ 2.2e-3"),
+        ("lr 0.001: 1.6x, lr 0.00215: 7.2x, lr 0.00464: 17x", "17-fold at 4.6e-3"),
+        ("curvature's share of the depth, median 20%", "is a median 20% of the depth"),
+        ("largest 0.0349", "within 0.035 of the loss at the centre"),
+        ("count; depths 36; 0.0099 to 0.1", "the 36 checkpoints that segment"),
+        ("count; depths 87; 0.00034 to 0.1", "the 87 background-only ones"),
+    ]
+    for number, sentence in pairs:
+        assert number in printed, number
+        assert sentence in readme, sentence
