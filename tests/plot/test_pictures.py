@@ -284,3 +284,24 @@ def test_surface_draws_a_named_field():
     assert tl.plot.surface(line, field="iou").axes[0].get_ylabel() == "iou"
     with pytest.raises(ValueError, match=r"field: expected one of \['accuracy', 'loss'\]"):
         tl.plot.surface(land, field="acc")
+
+
+def test_compare_on_a_depth_axis_puts_every_floor_at_zero():
+    """loss_axis='depth': landscapes at different losses drawn from their own lowest loss on one
+    axis; the basins keep their depths (persistence) and the shapes are the same."""
+    x = np.linspace(-2, 2, 201)
+    v = (x**2 - 1) ** 2 + 0.2 * x
+    trees = [tl.merge_tree(tl.Landscape(axes=[x], values=v * s + c)) for s, c in [(1, 0), (2, 100)]]
+    fig = tl.plot.compare(trees, loss_axis="depth")
+    for ax, tree, scale in zip(fig.axes[:2], trees, [1, 2]):
+        floors = [min(p.get_xy()[:, 1]) for p in ax.patches if p.get_gid().startswith("basin")]
+        assert min(floors) == pytest.approx(0.0, abs=1e-9)
+        second = sorted(floors)[1]  # the other well's floor: its height above the lowest
+        assert second == pytest.approx(sorted(tree.branches.birth)[1] - tree.values.min())
+        assert second == pytest.approx(scale * (sorted(trees[0].branches.birth)[1] - v.min()))
+        assert ax.get_ylabel() == "loss − lowest loss"
+    assert fig.axes[0].get_ylim() == fig.axes[1].get_ylim()  # one axis
+    with pytest.raises(ValueError, match="log: a depth axis"):
+        tl.plot.compare(trees, loss_axis="depth", log=True)
+    with pytest.raises(ValueError, match="loss_axis: expected 'shared', 'own' or 'depth'"):
+        tl.plot.compare(trees, loss_axis="deep")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import textwrap
 from collections.abc import Sequence
 
@@ -33,8 +34,10 @@ def compare(
 
     ``loss_axis="own"`` gives each profile its own loss axis (the colours still share one
     scale): for landscapes whose basins are shallow beside the differences between them, as
-    over a training run. With the shared axis, the figure says when a panel spans less than 5%
-    of it.
+    over a training run. ``loss_axis="depth"`` draws each profile from its own lowest loss
+    (loss minus minimum) on one shared axis, so that the depths of basins of landscapes at
+    different losses can be compared by eye. With the shared axis, the figure says when a
+    panel spans less than 5% of it.
 
     ``log``: a logarithmic loss scale; by default when every loss is positive and they span two
     decades or more. Profiles are coloured by each basin's mean loss (``color_by="minimum"``:
@@ -54,7 +57,7 @@ def compare(
         Panels per row (by default up to 4).
     max_basins : int, optional
         Profiles: the most persistent basins only.
-    loss_axis : {"shared", "own"}
+    loss_axis : {"shared", "own", "depth"}
         See above.
 
     Returns
@@ -76,8 +79,14 @@ def compare(
     trees = all(isinstance(x, MergeTree) for x in items)
     if not trees and not all(isinstance(x, Landscape) for x in items):
         raise TypeError("items: expected all MergeTrees (profiles) or all Landscapes (surfaces)")
-    if loss_axis not in ("shared", "own"):
-        raise ValueError(f"loss_axis: expected 'shared' or 'own'; got {loss_axis!r}")
+    if loss_axis not in ("shared", "own", "depth"):
+        raise ValueError(f"loss_axis: expected 'shared', 'own' or 'depth'; got {loss_axis!r}")
+    if loss_axis == "depth":
+        if not trees:
+            raise ValueError("loss_axis: 'depth' is for profiles (MergeTrees)")
+        if log:
+            raise ValueError("log: a depth axis starts at 0 and cannot be logarithmic")
+        items, log = [_from_floor(t) for t in items], False
     ncols = ncols or min(len(items), 4)
     nrows = -(-len(items) // ncols)
     fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows), layout="constrained")
@@ -111,9 +120,9 @@ def compare(
                 max_basins=max_basins,
                 color_by=color_by,
             )
-            if loss_axis == "shared" and log:
+            if loss_axis != "own" and log:
                 ax.set_ylim(lo / 1.15, hi * 1.15)
-            elif loss_axis == "shared":
+            elif loss_axis != "own":
                 pad = 0.04 * (hi - lo if hi > lo else 1.0)
                 ax.set_ylim(lo - pad, hi + pad)
         else:
@@ -125,6 +134,10 @@ def compare(
         if not trees
         else ("mean loss of the basin" if color_by == "mean" else "loss at the basin's minimum")
     )
+    if loss_axis == "depth":
+        label = "basin's mean loss − lowest" if color_by == "mean" else "basin's minimum − lowest"
+        for ax in axes:
+            ax.set_ylabel("loss − lowest loss")
     colorbar(fig, ScalarMappable(norm=norm, cmap=cmap), axes, label, shrink=0.9)
     if trees:  # the drawing rules, once for all panels, wrapped to the figure's width
         rules = (
@@ -147,6 +160,18 @@ def compare(
         width = int(fig.get_figwidth() * 15)  # characters of x-small text per line
         fig.supxlabel("\n".join(textwrap.wrap(rules, width)), fontsize="x-small", color="0.3")
     return fig
+
+
+def _from_floor(tree: MergeTree) -> MergeTree:
+    """The tree of the values minus their lowest finite value (the same shape and basins)."""
+    finite = tree.values[np.isfinite(tree.values)]
+    low = float(finite.min()) if finite.size else 0.0
+    b = tree.branches
+    with np.errstate(invalid="ignore"):
+        branches = dataclasses.replace(
+            b, birth=b.birth - low, death=b.death - low, mean_loss=b.mean_loss - low
+        )
+    return dataclasses.replace(tree, values=tree.values - low, branches=branches)
 
 
 def _span_of(lo: float, hi: float, log: bool) -> float:
