@@ -182,7 +182,7 @@ def test_shallow_profiles_far_apart_are_flagged_and_can_have_their_own_axes():
     assert "its own loss axis" in own.get_supxlabel().replace("\n", " ")
     deep = [tl.merge_tree(tl.Landscape(axes=[a, a], values=bowl + k)) for k in range(2)]
     assert "span less than" not in tl.plot.compare(deep, log=False).get_supxlabel()
-    with pytest.raises(ValueError, match="loss_axis: expected 'shared' or 'own'"):
+    with pytest.raises(ValueError, match="loss_axis: expected 'shared', 'own' or 'depth'"):
         tl.plot.compare(trees, loss_axis="mine")
 
 

@@ -71,22 +71,7 @@ def compare(
     >>> trees = [tl.merge_tree(rng.random((10, 10)) + k) for k in range(3)]
     >>> fig = tl.plot.compare(trees, ["a", "b", "c"])
     """
-    items = list(items)
-    if not items:
-        raise ValueError("items: expected at least one MergeTree or Landscape")
-    if labels is not None and len(labels) != len(items):
-        raise ValueError(f"labels: expected {len(items)} labels; got {len(labels)}")
-    trees = all(isinstance(x, MergeTree) for x in items)
-    if not trees and not all(isinstance(x, Landscape) for x in items):
-        raise TypeError("items: expected all MergeTrees (profiles) or all Landscapes (surfaces)")
-    if loss_axis not in ("shared", "own", "depth"):
-        raise ValueError(f"loss_axis: expected 'shared', 'own' or 'depth'; got {loss_axis!r}")
-    if loss_axis == "depth":
-        if not trees:
-            raise ValueError("loss_axis: 'depth' is for profiles (MergeTrees)")
-        if log:
-            raise ValueError("log: a depth axis starts at 0 and cannot be logarithmic")
-        items, log = [_from_floor(t) for t in items], False
+    items, trees, log = _checked(items, labels, loss_axis, log)
     ncols = ncols or min(len(items), 4)
     nrows = -(-len(items) // ncols)
     fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows), layout="constrained")
@@ -160,6 +145,28 @@ def compare(
         width = int(fig.get_figwidth() * 15)  # characters of x-small text per line
         fig.supxlabel("\n".join(textwrap.wrap(rules, width)), fontsize="x-small", color="0.3")
     return fig
+
+
+def _checked(items, labels, loss_axis, log) -> tuple[list, bool, bool | None]:
+    """compare's items checked (and moved to their floors for a depth axis), whether they are
+    trees, and the log setting."""
+    items = list(items)
+    if not items:
+        raise ValueError("items: expected at least one MergeTree or Landscape")
+    if labels is not None and len(labels) != len(items):
+        raise ValueError(f"labels: expected {len(items)} labels; got {len(labels)}")
+    trees = all(isinstance(x, MergeTree) for x in items)
+    if not trees and not all(isinstance(x, Landscape) for x in items):
+        raise TypeError("items: expected all MergeTrees (profiles) or all Landscapes (surfaces)")
+    if loss_axis not in ("shared", "own", "depth"):
+        raise ValueError(f"loss_axis: expected 'shared', 'own' or 'depth'; got {loss_axis!r}")
+    if loss_axis == "depth":
+        if not trees:
+            raise ValueError("loss_axis: 'depth' is for profiles (MergeTrees)")
+        if log:
+            raise ValueError("log: a depth axis starts at 0 and cannot be logarithmic")
+        return [_from_floor(t) for t in items], trees, False
+    return items, trees, log
 
 
 def _from_floor(tree: MergeTree) -> MergeTree:
