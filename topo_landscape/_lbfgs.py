@@ -39,6 +39,7 @@ class Run:
     evals: int = 0
     search: Generator | None = None
     search_evals: int = 0
+    d_norm: float = 0.0  # the direction's largest |component| (for the step test)
     slot: int = INITIAL  # where the trial being evaluated puts its gradient
     stop: str = ""  # why it stopped ("" while it runs)
     losses: list = field(default_factory=list)
@@ -131,9 +132,8 @@ def _finish(runs, done, x, grad, direction, slots, settings) -> list[int]:
     if moved:
         which = torch.tensor([i for i, _ in moved], device=x.device)
         grad[which] = slots[which, torch.tensor([w for _, w in moved], device=x.device)]
-    d_max = (direction[rows].abs().amax(1) * steps.abs()).double().tolist()
     again = []
-    for (i, _, _, gmax), step_max in zip(done, d_max):
+    for i, t, _, gmax in done:
         run = runs[i]
         run.evals += run.search_evals
         if run.n_iter == max_iter:
@@ -142,7 +142,7 @@ def _finish(runs, done, x, grad, direction, slots, settings) -> list[int]:
             run.stop = "max_eval"
         elif gmax <= tolerance_grad:
             run.stop = "tolerance_grad"
-        elif step_max <= tolerance_change:
+        elif run.d_norm * abs(t) <= tolerance_change:  # (max |t d| of the step taken)
             run.stop = "tolerance_change (step)"
         elif abs(run.loss - run.prev_loss) < tolerance_change:
             run.stop = "tolerance_change (loss)"
@@ -168,7 +168,7 @@ def _begin(runs, begin, x, grad, prev_grad, direction, memory, max_eval, toleran
     for i, gtd, g_sum, g_max, d_norm in zip(begin, *torch.stack(scalars).double().tolist()):
         run = runs[i]
         run.n_iter += 1
-        run.prev_loss = run.loss
+        run.prev_loss, run.d_norm = run.loss, d_norm
         with np.errstate(all="ignore"):
             t = min(1.0, float(np.float64(1.0) / g_sum)) * run.lr if run.n_iter == 1 else run.lr
         if gtd > -tolerance_change:
@@ -244,8 +244,7 @@ def strong_wolfe(
         return next(s for s in (0, 1, 2) if s not in used)
 
     start = (0.0, f, INITIAL, gtd, g_max)  # (t, loss, slot, slope, largest |gradient|)
-    new = (t, *(yield t, free()))
-    new = (new[0], new[1], new[3], new[2], new[4])  # -> (t, loss, slot, slope, |g|)
+    new = _point(t, (yield t, free()))
     evals, ls_iter = 1, 0
     prev = start
     bracket: list = []
@@ -264,8 +263,7 @@ def strong_wolfe(
         low, high = t_new + 0.01 * (t_new - prev[0]), t_new * 10
         t_next = _cubic(prev[0], prev[1], prev[3], t_new, f_new, gtd_new, (low, high))
         prev = new
-        reply = yield t_next, free(prev[2])
-        new = (t_next, reply[0], reply[2], reply[1], reply[3])
+        new = _point(t_next, (yield t_next, free(prev[2])))
         evals += 1
         ls_iter += 1
     if ls_iter == max_ls:
@@ -287,8 +285,7 @@ def strong_wolfe(
                 insufficient = True
         else:
             insufficient = False
-        reply = yield t_next, free(bracket[0][2], bracket[1][2])
-        new = (t_next, reply[0], reply[2], reply[1], reply[3])
+        new = _point(t_next, (yield t_next, free(bracket[0][2], bracket[1][2])))
         evals += 1
         ls_iter += 1
         if new[1] > f + C1 * t_next * gtd or new[1] >= bracket[lo][1]:
@@ -302,6 +299,13 @@ def strong_wolfe(
             bracket[lo] = new
     t_end, f_end, slot, _, gmax = bracket[lo]
     return f_end, t_end, slot, gmax, evals
+
+
+def _point(t: float, reply: tuple) -> tuple:
+    """A trial as the line search keeps it, (t, loss, slot, slope, largest |gradient|), from
+    its step length and what the evaluation sent back (loss, slope, slot, largest |gradient|)."""
+    f, gtd, slot, g_max = reply
+    return t, f, slot, gtd, g_max
 
 
 def _cubic(x1, f1, g1, x2, f2, g2, bounds=None) -> float:

@@ -145,11 +145,7 @@ def train_many(
     along but not updated (no BatchNorm in training mode). Trains in place (the models end in
     eval mode); returns each model's loss history. For mini-batches, step :class:`ManyAdam`.
     """
-    models = list(models)
-    if len(batches) != len(models):
-        raise ValueError(
-            f"batches: expected one batch per model ({len(models)}); got {len(batches)}"
-        )
+    models = _group(models, batches)
     adam = ManyAdam(models, loss_fn, lrs)
     batch = _stack(batches)
     history = [adam.step(batch) for _ in range(steps)]
@@ -175,9 +171,7 @@ class ManyAdam:
     betas, eps = (0.9, 0.999), 1e-8
 
     def __init__(self, models: Sequence[nn.Module], loss_fn, lrs=1e-3):
-        self.models = list(models)
-        if not self.models:
-            raise ValueError("models: expected at least one model")
+        self.models = _group(models)
         rates = _rates(lrs, len(self.models))
         params, self.buffers = torch.func.stack_module_state(self.models)
         self.names = list(params)
@@ -187,14 +181,7 @@ class ManyAdam:
         self.exp_avg = [torch.zeros_like(w) for w in self.weights]
         self.exp_avg_sq = [torch.zeros_like(w) for w in self.weights]
         self.steps = 0
-        wrapper = LossOfModel(copy.deepcopy(self.models[0]).to("meta").train(), loss_fn)
-        names = self.names
-
-        def loss(w, b, batch):
-            w = {f"model.{k}": v for k, v in zip(names, w)}
-            b = {f"model.{k}": v for k, v in b.items()}
-            return torch.func.functional_call(wrapper, (w, b), (batch,))
-
+        loss = _member_loss(self.models, loss_fn, self.names)
         self._grad = torch.vmap(torch.func.grad_and_value(loss))
 
     @torch.no_grad()
@@ -215,13 +202,9 @@ class ManyAdam:
         torch._foreach_add_(self.weights, update, alpha=-1 / (1 - beta1**t))
         return values.detach()
 
-    @torch.no_grad()
     def write_back(self) -> None:
         """Copy each model's trained weights into its own parameters (in place)."""
-        for i, model in enumerate(self.models):
-            own = dict(model.named_parameters())
-            for k, w in zip(self.names, self.weights):
-                own[k].copy_(w[i])
+        _write_back(self.models, self.names, self.weights)
 
     def state_dict(self, i: int) -> dict:
         """Model ``i``'s optimiser state as ``torch.optim.Adam(model.parameters()).state_dict()``
@@ -276,13 +259,7 @@ def train_many_lbfgs(
     """
     from . import _lbfgs
 
-    models = list(models)
-    if not models:
-        raise ValueError("models: expected at least one model")
-    if len(batches) != len(models):
-        raise ValueError(
-            f"batches: expected one batch per model ({len(models)}); got {len(batches)}"
-        )
+    models = _group(models, batches)
     if int(max_iter) < 1:
         raise ValueError(f"max_iter: expected an integer >= 1; got {max_iter!r}")
     options = {**LBFGS, **settings}
@@ -295,14 +272,10 @@ def train_many_lbfgs(
     shapes = [params[k].shape[1:] for k in names]
     sizes = [math.prod(shape) for shape in shapes]
     x0 = torch.cat([params[k].detach().flatten(1) for k in names], dim=1)
-    base = copy.deepcopy(models[0]).to("meta").train()
-    wrapper = LossOfModel(base, loss_fn)
+    member = _member_loss(models, loss_fn, names)
 
-    def loss(w, b, batch):
-        parts = torch.split(w, sizes)
-        w = {f"model.{k}": p.view(shape) for k, p, shape in zip(names, parts, shapes)}
-        b = {f"model.{k}": v for k, v in b.items()}
-        return torch.func.functional_call(wrapper, (w, b), (batch,))
+    def loss(w, b, batch):  # (one model's weights as one flat vector)
+        return member([p.view(shape) for p, shape in zip(torch.split(w, sizes), shapes)], b, batch)
 
     step = torch.vmap(torch.func.grad_and_value(loss))
     batch = _stack(batches)
@@ -324,15 +297,49 @@ def train_many_lbfgs(
             max_eval=options.pop("max_eval", None),
             **options,
         )
-        for i, model in enumerate(models):
-            own = dict(model.named_parameters())
-            for k, part, shape in zip(names, torch.split(x[i], sizes), shapes):
-                own[k].copy_(part.view(shape))
-            model.eval()
+    stacked = [part.view(-1, *shape) for part, shape in zip(torch.split(x, sizes, 1), shapes)]
+    _write_back(models, names, stacked)
+    for model in models:
+        model.eval()
     return [
         {"losses": r.losses, "iterations": r.n_iter, "evaluations": r.evals, "stop": r.stop}
         for r in runs
     ]
+
+
+def _group(models: Sequence[nn.Module], batches: Sequence | None = None) -> list[nn.Module]:
+    """The models of a group trained together, checked: at least one, one batch each."""
+    models = list(models)
+    if not models:
+        raise ValueError("models: expected at least one model")
+    if batches is not None and len(batches) != len(models):
+        raise ValueError(
+            f"batches: expected one batch per model ({len(models)}); got {len(batches)}"
+        )
+    return models
+
+
+def _member_loss(models: list[nn.Module], loss_fn, names: list[str]):
+    """``loss(weights, buffers, batch)``: the loss of one model of the group with the given
+    weights (one tensor per name of ``names``) and buffers, for ``torch.vmap`` over the group's
+    stacked weights (the model's structure from a copy on the meta device, in train mode)."""
+    wrapper = LossOfModel(copy.deepcopy(models[0]).to("meta").train(), loss_fn)
+
+    def loss(weights, buffers, batch):
+        w = {f"model.{k}": v for k, v in zip(names, weights)}
+        b = {f"model.{k}": v for k, v in buffers.items()}
+        return torch.func.functional_call(wrapper, (w, b), (batch,))
+
+    return loss
+
+
+@torch.no_grad()
+def _write_back(models: list[nn.Module], names: list[str], stacked: list) -> None:
+    """Copy model i's part of each stacked weight (models, ...) into its own parameter."""
+    for i, model in enumerate(models):
+        own = dict(model.named_parameters())
+        for k, w in zip(names, stacked):
+            own[k].copy_(w[i])
 
 
 def _rates(lrs, n: int) -> torch.Tensor:
