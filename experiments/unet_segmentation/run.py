@@ -161,43 +161,28 @@ class Study:
         done = len(record["epochs"])
         if done >= self.cfg["epochs"]:
             return record
-        os.makedirs(self.folder(lr, seed), exist_ok=True)
-        torch.manual_seed(seed)
-        model = self.build()
+        model = self._start(lr, seed, done)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         if done:
-            model.load_state_dict(torch.load(self.checkpoint(lr, seed, done), weights_only=True))
-            state = torch.load(
-                os.path.join(self.folder(lr, seed), "optimizer.pt"), weights_only=True
-            )
-            optimizer.load_state_dict(state)
+            optimizer.load_state_dict(self._optimizer_state(lr, seed))
         images, masks = self.train_data
         for epoch in range(done + 1, self.cfg["epochs"] + 1):
             if time.perf_counter() > deadline:
                 break
             started = time.perf_counter()
-            order = torch.randperm(
-                len(images), generator=torch.Generator().manual_seed(1000 * seed + epoch)
-            ).to(self.device)
             losses = []
             model.train()
-            for batch in order.split(self.cfg["batch_size"]):
+            for batch in self._order(seed, epoch).split(self.cfg["batch_size"]):
                 loss = crf_unet.segmentation_loss(model, (images[batch], masks[batch]))["loss"]
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 losses.append((float(loss.detach()), len(batch)))
-            model.eval()
             train_loss = sum(v * n for v, n in losses) / sum(n for _, n in losses)
-            torch.save(model.state_dict(), self.checkpoint(lr, seed, epoch))
-            torch.save(optimizer.state_dict(), os.path.join(self.folder(lr, seed), "optimizer.pt"))
-            record["epochs"][str(epoch)] = {
-                "train_loss": train_loss,
-                "test_iou": dataset_iou(model, self.test_data),
-                "train_seconds": time.perf_counter() - started,
-            }
-            with open(os.path.join(self.folder(lr, seed), "run.json"), "w") as f:
-                json.dump(record, f, indent=1)
+            seconds = time.perf_counter() - started
+            self._store_epoch(
+                (lr, seed), epoch, model, optimizer.state_dict(), record, train_loss, seconds
+            )
         return record
 
     def train_group(self, runs: list[tuple], deadline) -> list[dict]:
@@ -212,31 +197,18 @@ class Study:
         done = len(records[0]["epochs"])
         if done >= self.cfg["epochs"]:
             return records
-        models = []
-        for lr, seed in runs:
-            os.makedirs(self.folder(lr, seed), exist_ok=True)
-            torch.manual_seed(seed)
-            models.append(self.build())
-            if done:
-                path = self.checkpoint(lr, seed, done)
-                models[-1].load_state_dict(torch.load(path, weights_only=True))
+        models = [self._start(lr, seed, done) for lr, seed in runs]
         loss_fn = lambda m, b: crf_unet.segmentation_loss(m, b)["loss"]  # noqa: E731
         adam = tl.examples.ManyAdam(models, loss_fn, [lr for lr, _ in runs])
         for i, (lr, seed) in enumerate(runs):
             if done:
-                path = os.path.join(self.folder(lr, seed), "optimizer.pt")
-                adam.load_state_dict(i, torch.load(path, weights_only=True))
+                adam.load_state_dict(i, self._optimizer_state(lr, seed))
         images, masks = self.train_data
         for epoch in range(done + 1, self.cfg["epochs"] + 1):
             if time.perf_counter() > deadline:
                 break
             started = time.perf_counter()
-            orders = [
-                torch.randperm(
-                    len(images), generator=torch.Generator().manual_seed(1000 * seed + epoch)
-                ).to(self.device)
-                for _, seed in runs
-            ]
+            orders = [self._order(seed, epoch) for _, seed in runs]
             sums, count = 0.0, 0
             for parts in zip(*(order.split(self.cfg["batch_size"]) for order in orders)):
                 batch = (
@@ -247,19 +219,48 @@ class Study:
                 count += len(parts[0])
             adam.write_back()
             seconds = (time.perf_counter() - started) / len(runs)
-            for i, ((lr, seed), model, record) in enumerate(zip(runs, models, records)):
-                model.eval()
-                torch.save(model.state_dict(), self.checkpoint(lr, seed, epoch))
-                torch.save(adam.state_dict(i), os.path.join(self.folder(lr, seed), "optimizer.pt"))
-                record["epochs"][str(epoch)] = {
-                    "train_loss": float(sums[i]) / count,
-                    "test_iou": dataset_iou(model, self.test_data),
-                    "train_seconds": seconds,
-                    "trained_in_group_of": len(runs),
-                }
-                with open(os.path.join(self.folder(lr, seed), "run.json"), "w") as f:
-                    json.dump(record, f, indent=1)
+            for i, (run, model, record) in enumerate(zip(runs, models, records)):
+                loss = float(sums[i]) / count
+                self._store_epoch(
+                    run, epoch, model, adam.state_dict(i), record, loss, seconds, len(runs)
+                )
         return records
+
+    def _start(self, lr, seed, done) -> torch.nn.Module:
+        """A run's model: built from its seed, at its last stored epoch when ``done``."""
+        os.makedirs(self.folder(lr, seed), exist_ok=True)
+        torch.manual_seed(seed)
+        model = self.build()
+        if done:
+            model.load_state_dict(torch.load(self.checkpoint(lr, seed, done), weights_only=True))
+        return model
+
+    def _optimizer_state(self, lr, seed) -> dict:
+        path = os.path.join(self.folder(lr, seed), "optimizer.pt")
+        return torch.load(path, weights_only=True)
+
+    def _order(self, seed, epoch) -> torch.Tensor:
+        """The order of epoch ``epoch``'s training images: a function of (seed, epoch) alone."""
+        generator = torch.Generator().manual_seed(1000 * seed + epoch)
+        return torch.randperm(len(self.train_data[0]), generator=generator).to(self.device)
+
+    def _store_epoch(self, run, epoch, model, optimizer_state, record, loss, seconds, group=None):
+        """Store an epoch of a run: its checkpoint, its optimiser state (torch.optim.Adam's
+        format) and its record (with the test IoU; ``trained_in_group_of`` when grouped)."""
+        lr, seed = run
+        model.eval()
+        torch.save(model.state_dict(), self.checkpoint(lr, seed, epoch))
+        torch.save(optimizer_state, os.path.join(self.folder(lr, seed), "optimizer.pt"))
+        entry = {
+            "train_loss": loss,
+            "test_iou": dataset_iou(model, self.test_data),
+            "train_seconds": seconds,
+        }
+        if group is not None:
+            entry["trained_in_group_of"] = group
+        record["epochs"][str(epoch)] = entry
+        with open(os.path.join(self.folder(lr, seed), "run.json"), "w") as f:
+            json.dump(record, f, indent=1)
 
     def landscapes(self, lr, seed, record) -> list[dict]:
         """Every trained epoch's landscape and features (``tl.series``: stored files are read
