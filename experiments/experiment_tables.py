@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 
 import numpy as np
@@ -33,3 +34,37 @@ def write_table(rows: list[dict], path: str) -> None:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def read_table(path: str) -> list[dict]:
+    """The rows of a CSV written by :func:`write_table`, numbers as floats (other text as is)."""
+    with open(path) as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def column(rows: list[dict], key: str) -> np.ndarray:
+    return np.array([r[key] for r in rows], dtype=float)
+
+
+def value_range(values, digits: int) -> str:
+    """``"low to high"`` with ``digits`` significant digits."""
+    return f"{np.min(values):.{digits}g} to {np.max(values):.{digits}g}"
+
+
+def claims_command(argv, doc: str, default_csv: str, claims, width: int) -> None:
+    """A study's claims.py: each (statement, numbers) of ``claims(rows)`` on a line, for the
+    rows of the CSV named on the command line (``default_csv`` when none is)."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("csv", nargs="?", default=default_csv)
+    args = parser.parse_args(argv)
+    for statement, numbers in claims(read_table(args.csv)):
+        print(f"{statement:<{width}} {numbers}")

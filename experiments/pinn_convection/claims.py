@@ -9,37 +9,21 @@ of beta <= 10, "failed" those of beta >= 20 (the split the README uses).
 
 from __future__ import annotations
 
-import argparse
-import csv
+import functools
 import os
+import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from experiment_tables import claims_command, column, value_range  # noqa: E402
 
-
-def read(path: str) -> list[dict]:
-    with open(path) as f:
-        rows = [r for r in csv.DictReader(f) if r.get("error")]
-    return [{k: _number(v) for k, v in r.items()} for r in rows]
-
-
-def _number(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def column(rows, key) -> np.ndarray:
-    return np.array([r[key] for r in rows], dtype=float)
-
-
-def span(values) -> str:
-    return f"{np.min(values):.3g} to {np.max(values):.3g}"
+span = functools.partial(value_range, digits=3)  # "low to high"
 
 
 def claims(rows: list[dict]) -> list[tuple[str, str]]:
+    rows = [r for r in rows if isinstance(r.get("error"), float)]  # (runs with a result)
     good = [r for r in rows if r["beta"] <= 10]
     failed = [r for r in rows if r["beta"] >= 20]
     out = [("runs (good, failed)", f"{len(rows)} ({len(good)}, {len(failed)})")]
@@ -125,13 +109,8 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("csv", nargs="?", default=os.path.join(HERE, "figures", "results.csv"))
-    args = parser.parse_args(argv)
-    for statement, numbers in claims(read(args.csv)):
-        print(f"{statement:<42} {numbers}")
+    csv = os.path.join(HERE, "figures", "results.csv")
+    claims_command(argv, __doc__, csv, claims, 42)
 
 
 if __name__ == "__main__":

@@ -9,38 +9,20 @@ basin's depth; means are over the seeds of a (learning rate, epoch).
 
 from __future__ import annotations
 
-import argparse
-import csv
+import functools
 import os
+import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from experiment_tables import claims_command, column, value_range  # noqa: E402
+
+span = functools.partial(value_range, digits=2)  # "low to high"
+
 SPAN = 0.01  # the committed runs' half-width along each unit eigenvector
 BACKGROUND_ONLY = 0.2539825  # the test mean IoU of a model that calls every pixel background
-
-
-def read(path: str) -> list[dict]:
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    out = []
-    for r in rows:
-        row = {}
-        for k, v in r.items():
-            try:
-                row[k] = float(v)
-            except ValueError:
-                row[k] = v
-        out.append(row)
-    return out
-
-
-def col(rows, key) -> np.ndarray:
-    return np.array([r[key] for r in rows], dtype=float)
-
-
-def span(values) -> str:
-    return f"{np.min(values):.2g} to {np.max(values):.2g}"
 
 
 def mean_at(rows, key, lr=None, epoch=None) -> float:
@@ -103,14 +85,14 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
                 span([mean_at(rows, "eigenvalue_1", lr, epoch) for lr in mids]),
             )
         )
-    curvature = 0.5 * (col(rows, "eigenvalue_1") + col(rows, "eigenvalue_2")) * SPAN**2
+    curvature = 0.5 * (column(rows, "eigenvalue_1") + column(rows, "eigenvalue_2")) * SPAN**2
     out.append(
         (
             "curvature's share of the depth, median",
-            f"{np.median(curvature / col(rows, 'main_basin_depth')):.0%}",
+            f"{np.median(curvature / column(rows, 'main_basin_depth')):.0%}",
         )
     )
-    gap = np.abs(col(rows, "edge_loss") - col(rows, "loss_at_center"))
+    gap = np.abs(column(rows, "edge_loss") - column(rows, "loss_at_center"))
     out.append(("|edge loss - loss at the centre|, largest", f"{gap.max():.3g}"))
     out.append(
         (
@@ -118,19 +100,19 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
             ", ".join(f"{lr:g}: {mean_at(rows, 'main_basin_depth', lr, last):.2g}" for lr in lrs),
         )
     )
-    iou = col(rows, "test_iou")
+    iou = column(rows, "test_iou")
     good = [r for r in rows if r["test_iou"] > 0.38]
     background = [r for r in rows if abs(r["test_iou"] - BACKGROUND_ONLY) < 1e-6]
     out.append(
         (
             "checkpoints above 0.38 test IoU: count; depths",
-            f"{len(good)}; {span(col(good, 'main_basin_depth'))}",
+            f"{len(good)}; {span(column(good, 'main_basin_depth'))}",
         )
     )
     out.append(
         (
             "background-only checkpoints: count; depths",
-            f"{len(background)}; {span(col(background, 'main_basin_depth'))}",
+            f"{len(background)}; {span(column(background, 'main_basin_depth'))}",
         )
     )
     out.append(("test IoU, best", f"{iou.max():.3g}"))
@@ -138,13 +120,8 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("csv", nargs="?", default=os.path.join(HERE, "figures", "results.csv"))
-    args = parser.parse_args(argv)
-    for statement, numbers in claims(read(args.csv)):
-        print(f"{statement:<46} {numbers}")
+    csv = os.path.join(HERE, "figures", "results.csv")
+    claims_command(argv, __doc__, csv, claims, 46)
 
 
 if __name__ == "__main__":
