@@ -54,17 +54,90 @@ def column(rows: list[dict], key: str) -> np.ndarray:
 
 
 def value_range(values, digits: int) -> str:
-    """``"low to high"`` with ``digits`` significant digits."""
+    """``"low to high"`` with ``digits`` significant digits ("none" when there are none)."""
+    if not np.size(values):
+        return "none"
     return f"{np.min(values):.{digits}g} to {np.max(values):.{digits}g}"
 
 
-def claims_command(argv, doc: str, default_csv: str, claims, width: int) -> None:
-    """A study's claims.py: each (statement, numbers) of ``claims(rows)`` on a line, for the
-    rows of the CSV named on the command line (``default_csv`` when none is)."""
+def bootstrap(statistic, samples, *, n: int = 2000, seed: int = 0, level: float = 0.95):
+    """The percentile bootstrap interval of ``statistic(*samples)``: each sample (an array whose
+    first axis is its units: runs, or pairs of values of one run) resampled with replacement on
+    its own, ``n`` times. Resamples whose statistic is not finite are left out."""
+    rng = np.random.default_rng(seed)
+    values = np.array(
+        [statistic(*(s[rng.integers(0, len(s), len(s))] for s in samples)) for _ in range(n)],
+        dtype=float,
+    )
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return float("nan"), float("nan")
+    low, high = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def claim(
+    text: str,
+    paper: str,
+    statistic,
+    samples,
+    *,
+    expect: str,
+    null: float = 0.0,
+    min_n: int = 3,
+    untestable: str | None = None,
+) -> dict:
+    """One row of a claim table. ``ours`` is ``statistic(*samples)`` with its 95% bootstrap
+    interval (:func:`bootstrap`) and ``n``, the units of each sample. The verdict: "holds" when
+    the whole interval lies on the side ``expect`` (">" or "<") of ``null``; "does not" when it
+    does not (it holds ``null`` or lies on the other side); "not testable as run" when a sample
+    has fewer than ``min_n`` units, or with the reason ``untestable`` (the numbers are still
+    given)."""
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    n = "/".join(str(len(s)) for s in samples)
+    if min(len(s) for s in samples) < min_n:
+        return dict(claim=text, paper=paper, ours="—", n=n, ci="—", verdict="not testable as run")
+    value = float(statistic(*samples))
+    low, high = bootstrap(statistic, samples)
+    holds = low > null if expect == ">" else high < null
+    verdict = "holds" if holds else "does not"
+    return dict(
+        claim=text,
+        paper=paper,
+        ours=f"{value:.3g}",
+        n=n,
+        ci=f"{low:.3g} to {high:.3g}",
+        verdict=f"not testable as run ({untestable}; it would read: {verdict})"
+        if untestable
+        else verdict,
+    )
+
+
+def markdown_table(rows: list[dict]) -> list[str]:
+    """A claim table's lines in Markdown."""
+    head = ["claim", "paper", "ours", "n", "95% interval", "verdict"]
+    keys = ["claim", "paper", "ours", "n", "ci", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+
+
+def claims_command(argv, doc: str, default_csv: str, claims, width: int, table=None) -> str:
+    """A study's claims.py: the claim table of ``table(rows)`` in Markdown (when given), then
+    each (statement, numbers) of ``claims(rows)`` on a line, for the rows of the CSV named on
+    the command line (``default_csv`` when none is). Returns that CSV's path."""
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("csv", nargs="?", default=default_csv)
     args = parser.parse_args(argv)
-    for statement, numbers in claims(read_table(args.csv)):
+    print_claims(read_table(args.csv), claims, width, table)
+    return args.csv
+
+
+def print_claims(rows: list[dict], claims, width: int, table=None) -> None:
+    """The claim table of ``table(rows)`` in Markdown (when given), then each (statement,
+    numbers) of ``claims(rows)`` on a line."""
+    if table is not None:
+        print("\n".join(markdown_table(table(rows))) + "\n")
+    for statement, numbers in claims(rows):
         print(f"{statement:<{width}} {numbers}")

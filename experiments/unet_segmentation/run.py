@@ -2,12 +2,15 @@
 
 For each (learning rate, seed): train the CRF-UNet (Adam, cross-entropy on three classes:
 object, background, boundary), keeping a checkpoint per epoch; then, through ``tl.series``, take
-every checkpoint's top-2 Hessian eigenvectors (unit vectors by default, or rescaled per layer as
-the paper does: ``--rescale layer``, after which they are no longer eigenvectors), sample a 2D
-landscape of the loss and of the mean IoU (a dict loss: two fields per point) at distance
-``--span`` (0.01 as the paper), and compute merge trees and features. Uses only the public API.
+the top-2 Hessian eigenvectors of the first checkpoint and of every ``--landscape-every``-th,
+rescale them layer by layer to the weights' norms as the paper does (``--rescale``; after it
+they are no longer eigenvectors; ``none`` keeps unit vectors), sample a 2D landscape of the
+loss and of the mean IoU (a dict loss: two fields per point) at distance ``--span`` (0.01 as
+the paper), and compute merge trees and features. A checkpoint with a negative eigenvalue among
+the top two is a saddle (column ``saddle``); summary.csv averages the others and counts the
+saddles apart. Uses only the public API.
 
-    python experiments/unet_segmentation/run.py --quick                 # CPU, a few minutes
+    python experiments/unet_segmentation/run.py --quick                 # CPU, about 30 min
     python experiments/unet_segmentation/run.py --full --device cuda
     python experiments/unet_segmentation/run.py --data ~/data/oxford-iiit-pet --size 64
 
@@ -36,22 +39,25 @@ import time
 
 import numpy as np
 import torch
-from matplotlib import colors
-from matplotlib.figure import Figure
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # its modules, and the experiments' shared one
 
 import crf_unet  # noqa: E402
 import segmentation_data  # noqa: E402
+import unet_figures  # noqa: E402
 from experiment_tables import summarise, write_table  # noqa: E402
 
 import topo_landscape as tl  # noqa: E402
 
+# the paper's setup: 30 epochs, 5 seeds, the top-2 Hessian directions rescaled layer by layer
+# and sampled at distance 0.01; the quick run keeps three learning rates, a small model and
+# one landscape every 5 epochs (``landscape_every``), to finish on 2 CPU cores in about 30 min
 QUICK = dict(
     lrs=[1e-4, 1e-3, 1e-2],
-    seeds=[0],
-    epochs=10,
+    seeds=[0, 1, 2, 3, 4],
+    epochs=30,
+    landscape_every=5,
     size=32,
     n_train=256,
     n_test=64,
@@ -67,6 +73,7 @@ FULL = dict(
     lrs=[float(v) for v in np.logspace(-4, -2, 7)],
     seeds=[0, 1, 2, 3, 4],
     epochs=30,
+    landscape_every=1,
     size=128,
     n_train=2000,
     n_test=500,
@@ -265,7 +272,7 @@ class Study:
     def landscapes(self, lr, seed, record) -> list[dict]:
         """Every trained epoch's landscape and features (``tl.series``: stored files are read
         back, an interrupted one resumes); one row per epoch."""
-        epochs = sorted(int(e) for e in record["epochs"])
+        epochs = analysed(record, self.cfg["landscape_every"])
         if not epochs:
             return []
         result = tl.series(
@@ -275,6 +282,7 @@ class Study:
             self.eval_batch,
             directions="hessian",
             n=2,
+            graph="knn",
             normalization=self.cfg["rescale"],
             resolution=self.cfg["resolution"],
             span=self.cfg["span"],
@@ -297,11 +305,20 @@ class Study:
                     "main_basin_width": basin_width(tree, self.cfg["height"]),
                     "edge_loss": float(np.nanmean(tree.values[tree.boundary])),
                     "mean_iou_at_center": float(land.fields["miou"].flat[tree.info["center"]]),
+                    # a negative eigenvalue among the top two: a saddle, not a minimum
+                    "saddle": bool(min(row["eigenvalue_1"], row["eigenvalue_2"]) < 0),
+                    # the topology is on the mutual k-NN graph (k = 4n); the stencil's count
+                    "grid_n_minima": len(tl.merge_tree(land).branches),
                     "sampling_seconds": land.metadata["sampling"]["seconds"],
                     **{k: v for k, v in row.items() if k not in ("checkpoint", "index")},
                 }
             )
         return rows
+
+
+def analysed(record, every: int) -> list[int]:
+    """The stored epochs whose landscapes are taken: the first and every ``every``-th."""
+    return sorted(e for e in map(int, record["epochs"]) if e == 1 or e % every == 0)
 
 
 def dataset_iou(model, data, batch: int = 64) -> float:
@@ -351,139 +368,18 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _lr_colours(lrs):
-    norm = colors.LogNorm(min(lrs), max(lrs)) if len(set(lrs)) > 1 else None
-    cmap = __import__("matplotlib").colormaps["viridis"]
-    return (lambda lr: cmap(norm(lr)) if norm else cmap(0.5)), norm, cmap
-
-
-def _epoch(row) -> int:
-    return row["epoch"]
-
-
-def figures(rows, study, out, cfg) -> dict:
-    """The study's figures from the rows it has; returns {name: path}."""
-    paths = {}
-    if not rows:
-        return paths
-    seed = min(r["seed"] for r in rows)
-    lrs = sorted({r["lr"] for r in rows})
-    colour, norm, cmap = _lr_colours(lrs)
-
-    # 0. what the model sees: training images and their trimaps
-    images, masks = (t[:6].cpu() for t in study.train_data)
-    fig = Figure(figsize=(9, 3.2), layout="constrained")
-    for k in range(len(images)):
-        top, bottom = fig.add_subplot(2, 6, k + 1), fig.add_subplot(2, 6, k + 7)
-        top.imshow(images[k].permute(1, 2, 0).numpy())
-        bottom.imshow(masks[k].numpy(), cmap="viridis", vmin=0, vmax=2, interpolation="nearest")
-        top.set_axis_off()
-        bottom.set_axis_off()
-    source = "generated" if cfg["data"] == "generated" else "Oxford-IIIT Pet"
-    fig.suptitle(
-        f"training images ({source}) and trimaps: object (dark), background, boundary (light)"
-    )
-    paths["data_examples"] = os.path.join(out, "data_examples.png")
-    fig.savefig(paths["data_examples"], dpi=110)
-
-    # 1. profile strips: a row per learning rate, up to six epochs, one colour scale
-    epochs = sorted({r["epoch"] for r in rows if r["seed"] == seed})
-    shown = sorted({epochs[round(k)] for k in np.linspace(0, len(epochs) - 1, min(6, len(epochs)))})
-    trees, labels = [], []
-    for lr in lrs:
-        for epoch in shown:
-            path = os.path.join(study.folder(lr, seed), "landscapes", f"epoch{epoch:03d}.h5")
-            if os.path.exists(path):
-                trees.append(tl.merge_tree(tl.load(path)))
-                labels.append(f"lr {lr:.2g}, epoch {epoch}")
-    if trees:
-        fig = tl.plot.compare(trees, labels, ncols=len(shown), loss_axis="own")
-        fig.suptitle(f"2D landscapes along the top-2 Hessian directions, seed {seed}")
-        paths["profiles_over_epochs"] = os.path.join(out, "profiles_over_epochs.png")
-        fig.savefig(paths["profiles_over_epochs"], dpi=110)
-
-    # 2. basin depth and edge loss over epochs, a line per learning rate (mean over seeds)
-    summary = summarise(rows, ("lr", "epoch"), SUMMARY_COLUMNS)
-    seeds = sorted({r["seed"] for r in rows})
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
-    for k, (column, name) in enumerate(
-        [
-            ("main_basin_depth", "depth of the main basin"),
-            ("edge_loss", "mean loss on the grid's edge"),
-            ("test_iou", "test mean IoU"),
-        ]
-    ):
-        ax = fig.add_subplot(1, 3, k + 1)
-        for lr in lrs:
-            mine = [s for s in summary if s["lr"] == lr and f"{column}_mean" in s]
-            x = np.array([s["epoch"] for s in mine])
-            y = np.array([s[f"{column}_mean"] for s in mine])
-            ax.plot(x, y, color=colour(lr), marker=".", label=f"lr {lr:.2g}")
-            for seed in seeds if len(seeds) > 1 else []:  # each seed, faint
-                own = sorted((r for r in rows if r["lr"] == lr and r["seed"] == seed), key=_epoch)
-                ax.plot(
-                    [r["epoch"] for r in own],
-                    [r[column] for r in own],
-                    color=colour(lr),
-                    lw=0.6,
-                    alpha=0.35,
-                )
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        if column == "main_basin_depth" and all(
-            s[f"{column}_mean"] > 0 for s in summary if f"{column}_mean" in s
-        ):
-            ax.set_yscale("log")
-    fig.axes[-1].legend(frameon=False, fontsize="small")
-    fig.suptitle(
-        f"mean over seeds {', '.join(map(str, seeds))} (faint: each seed)"
-        if len(seeds) > 1
-        else f"seed {seeds[0]}"
-    )
-    paths["depth_and_edge_over_epochs"] = os.path.join(out, "depth_and_edge_over_epochs.png")
-    fig.savefig(paths["depth_and_edge_over_epochs"], dpi=110)
-
-    # 3. test IoU against the main basin's depth, each point a checkpoint
-    fig = Figure(figsize=(5, 3.6), layout="constrained")
-    ax = fig.add_subplot()
-    points = ax.scatter(
-        [r["main_basin_depth"] for r in rows],
-        [r["test_iou"] for r in rows],
-        c=[r["lr"] for r in rows],
-        norm=norm,
-        cmap=cmap,
-        s=[8 + 40 * r["epoch"] / max(epochs) for r in rows],
-    )
-    ax.set_xscale("log")
-    ax.set_xlabel("depth of the main basin")
-    ax.set_ylabel("test mean IoU")
-    ax.set_title("each point a checkpoint (larger: later)", fontsize="small")
-    fig.colorbar(points, ax=ax, label="learning rate")
-    paths["iou_vs_depth"] = os.path.join(out, "iou_vs_depth.png")
-    fig.savefig(paths["iou_vs_depth"], dpi=110)
-
-    # 4. the loss field beside the mean-IoU field, for the best run's last epoch
-    last = max((r for r in rows if r["seed"] == seed), key=lambda r: (r["epoch"], r["test_iou"]))
-    best = max(
-        (r for r in rows if r["seed"] == seed and r["epoch"] == last["epoch"]),
-        key=lambda r: r["test_iou"],
-    )
-    land = tl.load(
-        os.path.join(study.folder(best["lr"], seed), "landscapes", f"epoch{best['epoch']:03d}.h5")
-    )
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    tl.plot.surface(land, ax=fig.add_subplot(1, 2, 1), title="loss (cross-entropy)")
-    tl.plot.surface(
-        land,
-        field="miou",
-        ax=fig.add_subplot(1, 2, 2),
-        log=False,
-        title="mean IoU (higher: better)",
-    )
-    fig.suptitle(f"lr {best['lr']:.2g}, seed {seed}, epoch {best['epoch']}: the two fields")
-    paths["loss_and_iou_fields"] = os.path.join(out, "loss_and_iou_fields.png")
-    fig.savefig(paths["loss_and_iou_fields"], dpi=110)
-    return paths
+def summary(rows) -> list[dict]:
+    """Means over the seeds per (lr, epoch) of the checkpoints at a minimum (no negative
+    eigenvalue among the top two; ``seeds``: how many); ``saddles``: how many checkpoints of
+    the group were saddles, left out of the means."""
+    minima = [r for r in rows if not r["saddle"]]
+    means = {(g["lr"], g["epoch"]): g for g in summarise(minima, ("lr", "epoch"), SUMMARY_COLUMNS)}
+    out = []
+    for lr, epoch in sorted({(r["lr"], r["epoch"]) for r in rows}):
+        group = means.get((lr, epoch), {"lr": lr, "epoch": epoch, "seeds": 0})
+        saddles = sum(r["saddle"] for r in rows if (r["lr"], r["epoch"]) == (lr, epoch))
+        out.append({**group, "saddles": saddles})
+    return out
 
 
 def main(argv=None):
@@ -509,6 +405,7 @@ def main(argv=None):
         ("window", "CRF window (odd)"),
         ("batch-size", "training batch size"),
         ("resolution", "grid points per axis"),
+        ("landscape-every", "a landscape at the first epoch and every this many (quick 5)"),
     ]:
         parser.add_argument(f"--{name}", type=int, help=text)
     parser.add_argument(
@@ -516,8 +413,10 @@ def main(argv=None):
     )
     parser.add_argument(
         "--rescale",
-        choices=["layer", "filter"],
-        help="rescale the eigenvectors to the weights' norm per layer (the paper) or filter",
+        choices=["layer", "filter", "none"],
+        default="layer",
+        help="rescale the eigenvectors to the weights' norm per layer (the paper's; the "
+        "default) or filter, or keep them unit vectors (none)",
     )
     parser.add_argument(
         "--height",
@@ -552,7 +451,7 @@ def main(argv=None):
         data=args.data if args.data == "generated" else os.path.abspath(args.data),
         data_seed=args.data_seed,
         span=args.span,
-        rescale=args.rescale,
+        rescale=None if args.rescale == "none" else args.rescale,
         height=args.height,
     )
     os.makedirs(args.out, exist_ok=True)
@@ -585,11 +484,9 @@ def main(argv=None):
         )
     table = os.path.join(args.out, "results.csv")
     write_table(rows, table)
-    write_table(
-        summarise(rows, ("lr", "epoch"), SUMMARY_COLUMNS), os.path.join(args.out, "summary.csv")
-    )
+    write_table(summary(rows), os.path.join(args.out, "summary.csv"))
     print(f"wrote {table} ({len(rows)} checkpoints)")
-    for name, path in figures(rows, study, args.out, cfg).items():
+    for name, path in unet_figures.draw(rows, study, args.out, cfg).items():
         print(f"wrote {name}: {path}")
     seconds = time.perf_counter() - started
     spent = sum(r.get("train_seconds", 0) for r in rows) + sum(
@@ -633,7 +530,8 @@ def train_in_groups(study, runs, group_size: int, deadline) -> None:
 def _all_sampled(study, lr, seed, record) -> bool:
     folder = os.path.join(study.folder(lr, seed), "landscapes")
     return bool(record["epochs"]) and all(
-        os.path.exists(os.path.join(folder, f"epoch{int(e):03d}.h5")) for e in record["epochs"]
+        os.path.exists(os.path.join(folder, f"epoch{e:03d}.h5"))
+        for e in analysed(record, study.cfg["landscape_every"])
     )
 
 
