@@ -161,6 +161,11 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
         ("minima per landscape (k-NN)", span(column(minima, "n_minima"))),
         ("minima per landscape (stencil)", span(column(minima, "grid_n_minima"))),
         ("lowest point on the box's edge", f"{edge} of {len(minima)}"),
+        ("minima above 1% of the loss range", span(column(minima, "n_minima_above_0.01"))),
+        (
+            "k-NN and stencil counts equal",
+            f"{sum(r['n_minima'] == r['grid_n_minima'] for r in minima)} of {len(minima)}",
+        ),
     ]
     for lr in sorted({r["lr"] for r in rows}):
         mine = [r for r in rows if r["lr"] == lr]
@@ -173,6 +178,8 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
         )
         final = column([r for r in mine if r["epoch"] == last], "test_iou")
         out.append((f"lr {lr:g}: test IoU at epoch {last:g}", span(final)))
+        depths = _depths_at(rows, last, [lr])
+        out.append((f"lr {lr:g}: depth at epoch {last:g}, over the seeds", span(depths)))
     good = [r for r in minima if r["test_iou"] > 0.38]
     background = [r for r in minima if abs(r["test_iou"] - BACKGROUND_ONLY) < 1e-6]
     out.append(

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 import topo_landscape as tl
 
 SUMMARY_COLUMNS = ["main_basin_depth", "edge_loss", "test_iou"]
+THRESHOLD = 0.01  # basins shallower than this share of a landscape's loss range are merged
 
 
 def _lr_colours(lrs):
@@ -27,14 +28,17 @@ def _epoch(row) -> int:
 def profiles(rows, study, lr, out) -> str | None:
     """The profiles of one learning rate's checkpoints: a row per seed, a column per analysed
     epoch, all on one depth axis (loss minus each landscape's lowest), k-NN trees as in the
-    table; a saddle checkpoint (a negative eigenvalue among the top two) says so in its title.
+    table, simplified at ``THRESHOLD`` (a basin a hair deep would otherwise set where the
+    profile is cut and hide the main basin's depth); a saddle checkpoint (a negative eigenvalue among the top two) says so in its title.
     Returns the file's path (None without landscapes)."""
     mine = sorted((r for r in rows if r["lr"] == lr), key=lambda r: (r["seed"], r["epoch"]))
     epochs = sorted({r["epoch"] for r in mine})
     trees, labels = [], []
     for r in mine:
         path = os.path.join(study.folder(lr, r["seed"]), "landscapes", f"epoch{r['epoch']:03d}.h5")
-        trees.append(tl.merge_tree(tl.load(path), "knn"))
+        tree = tl.merge_tree(tl.load(path), "knn")
+        finite = tree.values[np.isfinite(tree.values)]
+        trees.append(tree.simplify(THRESHOLD * float(finite.max() - finite.min())))
         saddle = ", saddle" if r["saddle"] else ""
         labels.append(f"seed {r['seed']}, epoch {r['epoch']}{saddle}")
     if not trees:
@@ -44,7 +48,8 @@ def profiles(rows, study, lr, out) -> str | None:
         ax.title.set_fontsize("x-small")
     fig.suptitle(
         f"lr {lr:.2g}: 2D landscapes along the top-2 Hessian directions (rescaled per layer), "
-        "a row per seed, one depth axis"
+        "a row per seed, one depth axis\n(k-NN graph; basins shallower than 1% of each "
+        "landscape's range merged first, as in the counts)"
     )
     path = os.path.join(out, f"profiles_lr{lr:g}.png")
     fig.savefig(path, dpi=80)

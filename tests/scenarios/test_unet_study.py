@@ -380,4 +380,14 @@ def test_the_readme_numbers_come_from_the_committed_csv(capsys):
         assert sentence in readme, sentence
 
 
-UNET_PAIRS = []  # (printed by claims.py, said in the README): filled in with the README
+UNET_PAIRS = [  # (printed by claims.py, said in the README)
+    ("checkpoints (at a minimum, saddles) 105 (88, 17)", "17 of the 105 checkpoints"),
+    ("saddles: first eigenvalue negative 1", "among their top two (1 the first)"),
+    ("minima per landscape (k-NN) 1 to 6", "Each has 1 to 6 minima"),
+    ("lowest point on the box's edge 15 of 88", "73 hold their lowest point inside the box and 15"),
+    ("minima above 1% of the loss range 1 to 1", "only one basin deeper than 1%"),
+    ("k-NN and stencil counts equal 88 of 88", "on the stencil in all 88"),
+    ("lr 0.001: depth at epoch 30, over the seeds 0.79 to 3.4", "the depth is 0.79 to 3.4"),
+    ("51; 0.13 to 3.8", "the 51 that segment (test IoU above 0.38) have main basins 0.13 to 3.8"),
+    ("29; 0.0056 to 0.84", "the 29 background-only ones 0.0056 to 0.84"),
+]
