@@ -29,8 +29,9 @@ def profiles(rows, study, lr, out) -> str | None:
     """The profiles of one learning rate's checkpoints: a row per seed, a column per analysed
     epoch, all on one depth axis (loss minus each landscape's lowest), k-NN trees as in the
     table, simplified at ``THRESHOLD`` (a basin a hair deep would otherwise set where the
-    profile is cut and hide the main basin's depth); a saddle checkpoint (a negative eigenvalue among the top two) says so in its title.
-    Returns the file's path (None without landscapes)."""
+    profile is cut and hide the main basin's depth); a saddle checkpoint (a negative
+    eigenvalue among the top two) says so in its title. Returns the file's path (None without
+    landscapes)."""
     mine = sorted((r for r in rows if r["lr"] == lr), key=lambda r: (r["seed"], r["epoch"]))
     epochs = sorted({r["epoch"] for r in mine})
     trees, labels = [], []
