@@ -15,6 +15,7 @@ percentile bootstraps over runs (or over (beta, lr) groups), 2,000 resamples, se
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 
@@ -72,23 +73,28 @@ def table(rows: list[dict]) -> list[dict]:
     good, failed = _split(rows)
     fails = lambda part: column(part, "error") > FAILED  # noqa: E731
     mapped = column(rows, "4d_to_3d_width_ratio") if "4d_to_3d_width_ratio" in rows[0] else []
+    low, high = min(r["beta"] for r in rows), max(r["beta"] for r in rows)
+    # the betas with good and failed runs: there the comparison does not follow beta
+    mixed = sorted({r["beta"] for r in good} & {r["beta"] for r in failed})
+    both_good = [r for r in good if r["beta"] in mixed]
+    both_failed = [r for r in failed if r["beta"] in mixed]
     return [
         claim(
-            "training fails past a critical β: share failed, β ≥ 20 minus β ≤ 10",
+            f"training fails past a critical β: share failed at β = {high:g} minus β = {low:g}",
             "fails for large β",
             lambda a, b: b.mean() - a.mean(),
             [
-                fails([r for r in rows if r["beta"] <= 10]),
-                fails([r for r in rows if r["beta"] >= 20]),
+                fails([r for r in rows if r["beta"] == low]),
+                fails([r for r in rows if r["beta"] == high]),
             ],
             expect=">",
         ),
         claim(
-            "seeds disagree near the transition: share of (β, lr) groups at β 12–18 with good "
+            "seeds disagree near the transition: share of (β, lr) groups at β 10–20 with good "
             "and failed seeds",
             "seed-to-seed variability at the transition",
             np.mean,
-            [_mixed_groups(rows, 12, 18)],
+            [_mixed_groups(rows, 10, 20)],
             expect=">",
         ),
         *[
@@ -111,6 +117,23 @@ def table(rows: list[dict]) -> list[dict]:
             "failed runs: flatter",
             _ratio,
             [column(good, "eigenvalue_1_over_beta2"), column(failed, "eigenvalue_1_over_beta2")],
+            expect="<",
+            null=1.0,
+        ),
+        claim(
+            "failed runs are flatter: top eigenvalue (raw), median failed over good",
+            "failed runs: flatter",
+            _ratio,
+            [column(good, "eigenvalue_1"), column(failed, "eigenvalue_1")],
+            expect="<",
+            null=1.0,
+        ),
+        claim(
+            "failed runs are flatter at equal β: top eigenvalue, median failed over good, at "
+            f"the β with both ({', '.join(f'{b:g}' for b in mixed) or 'none'})",
+            "failed runs: flatter",
+            _ratio,
+            [column(both_good, "eigenvalue_1"), column(both_failed, "eigenvalue_1")],
             expect="<",
             null=1.0,
         ),
@@ -142,7 +165,13 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
     for lr in sorted({r["lr"] for r in rows}):
         mine = [r for r in rows if r["lr"] == lr]
         share = np.mean(column(mine, "error") > FAILED)
-        out.append((f"failed at lr {lr:g}", f"{share:.0%} of {len(mine)} runs"))
+        evaluations = np.median(column(mine, "evaluations"))
+        out.append(
+            (
+                f"failed at lr {lr:g}",
+                f"{share:.0%} of {len(mine)} runs; median evaluations {evaluations:.0f}",
+            )
+        )
     for beta in sorted({r["beta"] for r in rows}):
         mine = [r for r in rows if r["beta"] == beta]
         n = int(np.sum(column(mine, "error") > FAILED))
@@ -174,6 +203,13 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
             (f"top eigenvalue / beta^2, {name} runs", span(column(part, "eigenvalue_1_over_beta2")))
         )
         out.append((f"top eigenvalue, {name} runs", span(column(part, "eigenvalue_1"))))
+    above = column(rows, "3d_n_minima_above_0.01")
+    out.append(
+        ("3D minima above 1% of the range", f"{span(above)}; 1 in {int(np.sum(above == 1))}")
+    )
+    out.append(
+        ("training seconds, summed over the runs", f"{column(rows, 'train_seconds').sum():.0f}")
+    )
     ratio = column(rows, "4d_to_3d_width_ratio")
     out.append(
         (
@@ -249,6 +285,11 @@ def main(argv=None) -> None:
         print(f"\nbeyond the trained weights' basin ({os.path.relpath(far, folder)})\n")
         print_claims(read_table(far), claims, 42, table)
         print("\nper β and learning rate\n" + "\n".join(overview(read_table(far))))
+    for name in ("config.json", os.path.join("far_field", "config.json")):
+        if os.path.exists(os.path.join(folder, name)):  # (what the last call of each took)
+            with open(os.path.join(folder, name)) as f:
+                seconds = json.load(f)["seconds_this_call"]
+            print(f"{name}: the last call took {seconds:.0f} s")
     swept = os.path.join(folder, "span_sweep.csv")
     if os.path.exists(swept):
         print("\nthe span sweep (span_sweep.csv)\n" + "\n".join(sweep(read_table(swept))))

@@ -31,6 +31,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +72,8 @@ SPANS = [0.01, 0.03, 0.1, 0.3, 1.0, 2.0]  # the span sweep (--span-sweep)
 
 # what a run's weights depend on besides beta, lr and seed
 TRAINING = ("optimizer", "steps", "collocation", "points_seed", "optimizer_settings")
+# what training wrote in a run's row
+TRAINED = ("final_loss", "evaluations", "error", "diverged", "train_seconds", "trained_in_group_of")
 
 
 def relative_error(model: torch.nn.Module, beta: float, device) -> float:
@@ -113,6 +116,25 @@ class Study:
 
     def trained(self, beta, lr, seed) -> bool:
         return os.path.exists(self.path(_key(beta, lr, seed), "_weights.pt"))
+
+    def adopt(self, other: str, runs) -> int:
+        """Take the trained weights and the training part of the rows of the runs that the
+        study in ``other`` (an --out folder) trained with this configuration and this one has
+        not: its landscapes can then be sampled otherwise (another span) without training
+        again. Returns how many were taken."""
+        source = Study.__new__(Study)
+        source.cfg, source.runs = self.cfg, os.path.join(other, "runs")
+        taken = 0
+        for run in runs:
+            if self.trained(*run) or not source.trained(*run):
+                continue
+            row = source.row(*run)  # (refused when trained otherwise)
+            keep = ("beta", "lr", "seed", *TRAINING, *TRAINED)
+            key = _key(*run)
+            shutil.copyfile(source.path(key, "_weights.pt"), self.path(key, "_weights.pt"))
+            self.save({k: row[k] for k in keep if k in row})
+            taken += 1
+        return taken
 
     def row(self, beta, lr, seed) -> dict:
         """The stored row of a run (checked against this configuration), or a new one."""
@@ -417,6 +439,12 @@ def main(argv=None):
         "to go on)",
     )
     parser.add_argument(
+        "--weights-from",
+        metavar="DIR",
+        help="take the runs already trained in the study folder DIR (same configuration) "
+        "instead of training them again, e.g. to sample them at another --span",
+    )
+    parser.add_argument(
         "--group-size",
         type=int,
         default=0,
@@ -453,6 +481,9 @@ def main(argv=None):
     deadline = math.inf if args.max_minutes is None else started + 60 * args.max_minutes
     study = Study(cfg, args.out, args.device)
     runs = [(b, lr, s) for b in cfg["betas"] for lr in cfg["lrs"] for s in cfg["seeds"]]
+    if args.weights_from:
+        taken = study.adopt(args.weights_from, runs)
+        print(f"took {taken} trained run(s) from {args.weights_from}", flush=True)
     if args.group_size < 0:
         parser.error("--group-size: expected 0 (all) or a positive number of runs")
     stopped = not train(study, runs, args.group_size, deadline)
