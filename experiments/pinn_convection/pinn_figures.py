@@ -75,13 +75,14 @@ def draw(rows, landscape, out) -> dict:
     betas = sorted({r["beta"] for r in both})
     if betas:
         shown = sorted({betas[0], betas[len(betas) // 2], betas[-1]})
-        pairs = [(r, n) for b in shown for r in both if r["beta"] == b for n in (3, 4)]
+        pairs = [(r, n) for b in shown for n in (3, 4) for r in both if r["beta"] == b]
         paths["profiles_3d_vs_4d"] = os.path.join(out, "profiles_3d_vs_4d.png")
         _profiles(
             [scaled_tree(landscape(r, n)) for r, n in pairs],
             [_label(r, n) for r, n in pairs],
-            2 * len(seeds),
-            f"3D against 4D at equal steps, lr {lr:g}: a row per β, every seed",
+            len(seeds),
+            f"3D against 4D at equal steps, lr {lr:g}: two rows per β (3D, then 4D), a column "
+            "per seed",
             paths["profiles_3d_vs_4d"],
         )
     paths["error_vs_topology"] = os.path.join(out, "error_vs_topology.png")

@@ -15,7 +15,7 @@ counts beside them as a cross-check, their features, and where the 4D minima fal
 basins.py). ``--span-sweep`` measures how much of the trained weights' basin each span
 resolves. Full-batch Adam is an option. Uses only the public API.
 
-    python experiments/pinn_convection/run.py --quick          # CPU, a few minutes
+    python experiments/pinn_convection/run.py --quick   # CPU: 120 runs, about 50 min on 2 cores
     python experiments/pinn_convection/run.py --full --device cuda
     python experiments/pinn_convection/run.py --optimizer adam --lrs 1e-3 1e-2 --steps 1500
 

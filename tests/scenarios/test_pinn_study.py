@@ -195,7 +195,7 @@ def test_lbfgs_reaches_the_papers_error_at_beta_1():
 
 
 def test_pinn_quick_mode_as_documented(tmp_path):
-    """The quick mode is the configuration the README describes (its run takes about 40
+    """The quick mode is the configuration the README describes (its run takes about 50
     minutes on 2 cores: here a time limit of 0 writes the configuration and runs nothing)."""
     run_pinn(["--quick", "--device", "cpu", "--out", str(tmp_path), "--max-minutes", "0"])
     config = json.loads((tmp_path / "config.json").read_text())

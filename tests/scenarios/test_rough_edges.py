@@ -522,7 +522,7 @@ def test_15_committed_figures_are_between_1_to_3_and_3_to_1():
 
     from conftest import ROOT as root
 
-    pictures = [*root.glob("experiments/*/figures/*.png"), *root.glob("docs/gallery/*.png")]
+    pictures = [*root.glob("experiments/*/figures/**/*.png"), *root.glob("docs/gallery/*.png")]
     assert len(pictures) > 10
     for png in pictures:
         width, height = struct.unpack(">II", png.read_bytes()[16:24])
