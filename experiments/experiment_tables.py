@@ -134,6 +134,15 @@ def claims_command(argv, doc: str, default_csv: str, claims, width: int, table=N
     return args.csv
 
 
+def quiet_broken_pipe() -> None:
+    """End quietly, as a Unix tool does, when the reader of the output goes away
+    (``claims.py | head``)."""
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
 def print_claims(rows: list[dict], claims, width: int, table=None) -> None:
     """The claim table of ``table(rows)`` in Markdown (when given), then each (statement,
     numbers) of ``claims(rows)`` on a line."""

@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import signal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -63,4 +64,6 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    if hasattr(signal, "SIGPIPE"):  # quiet under `claims.py | head`, as a Unix tool
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     main()

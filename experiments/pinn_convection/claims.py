@@ -28,6 +28,7 @@ from experiment_tables import (  # noqa: E402
     claims_command,
     column,
     print_claims,
+    quiet_broken_pipe,
     read_table,
     value_range,
 )
@@ -296,4 +297,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    quiet_broken_pipe()
     main()

@@ -19,7 +19,14 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-from experiment_tables import claim, claims_command, column, read_table, value_range  # noqa: E402
+from experiment_tables import (  # noqa: E402
+    claim,
+    claims_command,
+    column,
+    quiet_broken_pipe,
+    read_table,
+    value_range,
+)
 
 span = functools.partial(value_range, digits=2)  # "low to high"
 
@@ -205,4 +212,5 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    quiet_broken_pipe()
     main()
