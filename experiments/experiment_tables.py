@@ -53,6 +53,24 @@ def column(rows: list[dict], key: str) -> np.ndarray:
     return np.array([r[key] for r in rows], dtype=float)
 
 
+def median(values) -> float:
+    """The median; NaN (quietly) when there are no values."""
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def mean_sd(values, digits: int = 3, sd_digits: int | None = None) -> str:
+    """``"mean ± standard deviation"`` over the values (``ddof=1``), to ``digits`` and
+    ``sd_digits`` (by default ``digits``) significant digits; one value alone, or "—" for
+    none."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return "—"
+    if values.size == 1:
+        return f"{values[0]:.{digits}g}"
+    sd = values.std(ddof=1)
+    return f"{values.mean():.{digits}g} ± {sd:.{digits if sd_digits is None else sd_digits}g}"
+
+
 def value_range(values, digits: int) -> str:
     """``"low to high"`` with ``digits`` significant digits ("none" when there are none)."""
     if not np.size(values):

@@ -27,6 +27,8 @@ from experiment_tables import (  # noqa: E402
     claim,
     claims_command,
     column,
+    mean_sd,
+    median,
     print_claims,
     quiet_broken_pipe,
     read_table,
@@ -46,16 +48,24 @@ def _split(rows):
     return good, [r for r in rows if r["error"] > FAILED]
 
 
-def _median(values) -> float:
-    return float(np.median(values)) if len(values) else float("nan")
-
-
 def _more(x, y):
     return float(np.median(y) - np.median(x))
 
 
 def _ratio(x, y):
     return float(np.median(y) / np.median(x))
+
+
+def _flatter(name, key, good, failed, where=": ", at="") -> dict:
+    """The claim that failed runs are flatter, by the median of ``key``, failed over good."""
+    return claim(
+        f"failed runs are flatter{where}{name}, median failed over good{at}",
+        "failed runs: flatter",
+        _ratio,
+        [column(good, key), column(failed, key)],
+        expect="<",
+        null=1.0,
+    )
 
 
 def _mixed_groups(rows, low, high) -> np.ndarray:
@@ -113,30 +123,15 @@ def table(rows: list[dict]) -> list[dict]:
                 ("3d_grid_n_minima", "3D, stencil (cross-check)"),
             ]
         ],
-        claim(
-            "failed runs are flatter: top eigenvalue / β², median failed over good",
-            "failed runs: flatter",
-            _ratio,
-            [column(good, "eigenvalue_1_over_beta2"), column(failed, "eigenvalue_1_over_beta2")],
-            expect="<",
-            null=1.0,
-        ),
-        claim(
-            "failed runs are flatter: top eigenvalue (raw), median failed over good",
-            "failed runs: flatter",
-            _ratio,
-            [column(good, "eigenvalue_1"), column(failed, "eigenvalue_1")],
-            expect="<",
-            null=1.0,
-        ),
-        claim(
-            "failed runs are flatter at equal β: top eigenvalue, median failed over good, at "
-            f"the β with both ({', '.join(f'{b:g}' for b in mixed) or 'none'})",
-            "failed runs: flatter",
-            _ratio,
-            [column(both_good, "eigenvalue_1"), column(both_failed, "eigenvalue_1")],
-            expect="<",
-            null=1.0,
+        _flatter("top eigenvalue / β²", "eigenvalue_1_over_beta2", good, failed),
+        _flatter("top eigenvalue (raw)", "eigenvalue_1", good, failed),
+        _flatter(
+            "top eigenvalue",
+            "eigenvalue_1",
+            both_good,
+            both_failed,
+            " at equal β: ",
+            f", at the β with both ({', '.join(f'{b:g}' for b in mixed) or 'none'})",
         ),
         claim(
             "4D has more minima than 3D: median of 4D minus 3D, same run and step",
@@ -184,7 +179,7 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
                 out.append(
                     (
                         f"{n}D minima, {name} runs, {graph}",
-                        f"{span(minima)}, median {_median(minima):.3g}",
+                        f"{span(minima)}, median {median(minima):.3g}",
                     )
                 )
         share = column(rows, f"{n}d_n_minima_boundary").sum() / column(rows, f"{n}d_n_minima").sum()
@@ -193,7 +188,7 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
         out.append(
             (
                 f"{n}D trained weights' basin, samples",
-                f"{span(basin)}, median {_median(basin):.3g}; 1 in {int(np.sum(basin == 1))} "
+                f"{span(basin)}, median {median(basin):.3g}; 1 in {int(np.sum(basin == 1))} "
                 f"of {len(rows)} runs",
             )
         )
@@ -222,13 +217,6 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
     return out
 
 
-def _mean_sd(values, digits=2) -> str:
-    values = np.asarray(values, dtype=float)
-    if values.size < 2:
-        return f"{values.mean():.{digits}g}"
-    return f"{values.mean():.{digits}g} ± {values.std(ddof=1):.{digits}g}"
-
-
 def overview(rows: list[dict]) -> list[str]:
     """Per (beta, lr): the runs (failed), and the mean ± standard deviation over the seeds of
     the error, the top eigenvalue over beta^2 and the minima, as a Markdown table."""
@@ -242,7 +230,7 @@ def overview(rows: list[dict]) -> list[str]:
         mine = [r for r in rows if (r["beta"], r["lr"]) == (beta, lr)]
         failed = int(np.sum(column(mine, "error") > FAILED))
         cells = [
-            _mean_sd(column(mine, key), 3 if "samples" in key else 2)
+            mean_sd(column(mine, key), 3 if "samples" in key else 2)
             for key in (
                 "error",
                 "eigenvalue_1_over_beta2",

@@ -23,6 +23,8 @@ from experiment_tables import (  # noqa: E402
     claim,
     claims_command,
     column,
+    mean_sd,
+    median,
     quiet_broken_pipe,
     read_table,
     value_range,
@@ -36,10 +38,6 @@ WALLED = 0.5  # the basin claims need most landscapes to hold their minimum insi
 
 def _is_true(value) -> bool:
     return str(value) == "True" or value is True or value == 1.0
-
-
-def _median(values) -> float:
-    return float(np.median(values)) if len(values) else float("nan")
 
 
 def _minima(rows):
@@ -126,15 +124,6 @@ def table(rows: list[dict]) -> list[dict]:
     ]
 
 
-def _mean_sd(values) -> str:
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return "—"
-    if values.size == 1:
-        return f"{values[0]:.3g}"
-    return f"{values.mean():.3g} ± {values.std(ddof=1):.2g}"
-
-
 def overview(rows: list[dict]) -> list[str]:
     """Per (lr, epoch): the checkpoints at a minimum (and the saddles), and the mean ± standard
     deviation over those seeds, as a Markdown table."""
@@ -147,7 +136,9 @@ def overview(rows: list[dict]) -> list[str]:
         group = [r for r in rows if (r["lr"], r["epoch"]) == (lr, epoch)]
         mine = _minima(group)
         keys = ("train_loss", "test_iou", "eigenvalue_1", "main_basin_depth")
-        cells = [_mean_sd(column(mine, key)) for key in (*keys, "main_basin_width", "edge_loss")]
+        cells = [
+            mean_sd(column(mine, key), 3, 2) for key in (*keys, "main_basin_width", "edge_loss")
+        ]
         edge = sum(_is_true(r["global_min_on_boundary"]) for r in mine)
         lines.append(
             f"| {lr:g} | {epoch:g} | {len(mine)} ({len(group) - len(mine)}) | "
@@ -180,7 +171,7 @@ def claims(rows: list[dict]) -> list[tuple[str, str]]:
             (
                 f"lr {lr:g}: saddles; depth at epochs 1, 10, {last:g} (median)",
                 f"{sum(_is_true(r['saddle']) for r in mine)}; "
-                + ", ".join(f"{_median(_depths_at(rows, e, [lr])):.2g}" for e in (1, 10, last)),
+                + ", ".join(f"{median(_depths_at(rows, e, [lr])):.2g}" for e in (1, 10, last)),
             )
         )
         final = column([r for r in mine if r["epoch"] == last], "test_iou")
